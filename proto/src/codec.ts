@@ -29,7 +29,6 @@ const AckType = root.lookupType('citysense.v1.Ack');
 const FAMILY_CODE: Record<Family, number> = { environment: 1, elevator: 2, fire: 3, nbiot: 4 };
 const PRIORITY_CODE: Record<Priority, number> = { routine: 1, warning: 2, alarm: 3 };
 const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
-const INT32_MAX = 2147483647;
 
 interface WireValue {
   key: number;
@@ -40,28 +39,62 @@ interface WireValue {
   text?: string;
 }
 
-/** Encodes a number as an exact decimal when it round-trips, else as a double. */
-function numberToWire(key: number, v: number): WireValue {
-  if (Number.isFinite(v) && !Object.is(v, -0)) {
-    for (let scale = 0; scale < POW10.length; scale++) {
-      const p = POW10[scale]!;
-      const m = Math.round(v * p);
-      if (m > INT32_MAX || m < -INT32_MAX) break;
-      if (m / p === v) return scale === 0 ? { key, dec: m } : { key, dec: m, scale };
-    }
+interface WireColumn {
+  key: number;
+  scale?: number;
+  decDeltas?: number[];
+  f64?: number[];
+  flag?: boolean[];
+  text?: string[];
+}
+
+interface WireSeries {
+  device: number;
+  tsDeltas: number[];
+  columns: WireColumn[];
+  quality?: string[];
+  deviceSeqDeltas?: number[];
+}
+
+/** Smallest number of decimal digits that represents `v` exactly, or -1 (then it travels as a double). */
+function decimalScale(v: number): number {
+  if (!Number.isFinite(v) || Object.is(v, -0)) return -1;
+  for (let scale = 0; scale < POW10.length; scale++) {
+    const p = POW10[scale]!;
+    const m = Math.round(v * p);
+    if (!Number.isSafeInteger(m)) return -1;
+    if (m / p === v) return scale;
   }
-  return { key, f64: v };
+  return -1;
+}
+
+/** The mantissa of `v` at `scale`, or undefined when that is not exact. */
+function mantissa(v: number, scale: number): number | undefined {
+  const p = POW10[scale]!;
+  const m = Math.round(v * p);
+  return Number.isSafeInteger(m) && (scale === 0 ? m : m / p) === v ? m : undefined;
+}
+
+function numberToWire(key: number, v: number): WireValue {
+  const scale = decimalScale(v);
+  if (scale < 0) return { key, f64: v };
+  const m = mantissa(v, scale)!;
+  return scale === 0 ? { key, dec: m } : { key, dec: m, scale };
 }
 
 function has(o: object, k: string): boolean {
   return Object.prototype.hasOwnProperty.call(o, k);
 }
 
+function checkScale(scale: number): number {
+  if (scale >= POW10.length) throw new ProtoDecodeError('BATCH_BAD_VALUE', `decimal scale ${scale} is out of range (0-9)`);
+  return POW10[scale]!;
+}
+
 function wireToValue(w: WireValue): MetricValue {
   if (has(w, 'dec')) {
-    const scale = w.scale ?? 0;
-    if (scale >= POW10.length) throw new ProtoDecodeError('BATCH_BAD_VALUE', `decimal scale ${scale} is out of range (0-9)`);
-    return scale === 0 ? w.dec! : w.dec! / POW10[scale]!;
+    const p = checkScale(w.scale ?? 0);
+    return p === 1 ? w.dec! : w.dec! / p;
   }
   if (has(w, 'f64')) return w.f64!;
   if (has(w, 'flag')) return w.flag!;
@@ -69,9 +102,38 @@ function wireToValue(w: WireValue): MetricValue {
   throw new ProtoDecodeError('BATCH_BAD_VALUE', 'a value carries no number, flag or text');
 }
 
+/** One column of a series: decimal deltas when every value is an exact decimal, else the plain list. */
+function encodeColumn(key: number, vals: MetricValue[]): WireColumn {
+  const first = vals[0];
+  if (typeof first === 'boolean') return { key, flag: vals as boolean[] };
+  if (typeof first === 'string') return { key, text: vals as string[] };
+  const nums = vals as number[];
+  let scale = 0;
+  for (const v of nums) {
+    const s = decimalScale(v);
+    if (s < 0) return { key, f64: nums };
+    if (s > scale) scale = s;
+  }
+  const decDeltas = new Array<number>(nums.length);
+  let prev = 0;
+  for (let i = 0; i < nums.length; i++) {
+    const m = mantissa(nums[i]!, scale);
+    if (m === undefined) return { key, f64: nums };
+    decDeltas[i] = m - prev;
+    prev = m;
+  }
+  return scale === 0 ? { key, decDeltas } : { key, scale, decDeltas };
+}
+
+function kindOf(v: MetricValue): string {
+  return typeof v === 'number' ? 'n' : typeof v === 'boolean' ? 'b' : 's';
+}
+
 /**
  * Builds the wire form of a batch. Devices are tabled by id: the family and tags of a device's first
- * reading or event in the batch stand for all of them.
+ * reading or event in the batch stand for all of them. A device with several readings of the same metric
+ * set travels as a column Series, a lone reading in row form. Decoding returns row-form readings first,
+ * then each series in order; reading indices in an Ack refer to that decoded order.
  */
 export function encodeBatch(batch: Batch): Uint8Array {
   const deviceIndex = new Map<string, number>();
@@ -102,20 +164,64 @@ export function encodeBatch(batch: Batch): Uint8Array {
     return i;
   };
 
-  const readings = batch.readings.map((r) => {
-    const values: WireValue[] = [];
-    for (const name in r.values) {
-      const v = r.values[name]!;
-      const key = keyRef(name);
-      if (typeof v === 'number') values.push(numberToWire(key, v));
-      else if (typeof v === 'boolean') values.push({ key, flag: v });
-      else values.push({ key, text: String(v) });
+  // Group readings by device and metric signature (names and value kinds, in order).
+  const groups = new Map<string, Reading[]>();
+  const perDevice = new Map<string, number>();
+  for (const r of batch.readings) perDevice.set(r.deviceId, (perDevice.get(r.deviceId) ?? 0) + 1);
+  const readings: Record<string, unknown>[] = [];
+  for (const r of batch.readings) {
+    const dev = deviceRef(r.deviceId, r.family, r.tags);
+    if (perDevice.get(r.deviceId) === 1) {
+      const values: WireValue[] = [];
+      for (const name in r.values) {
+        const v = r.values[name]!;
+        const key = keyRef(name);
+        if (typeof v === 'number') values.push(numberToWire(key, v));
+        else if (typeof v === 'boolean') values.push({ key, flag: v });
+        else values.push({ key, text: String(v) });
+      }
+      const w: Record<string, unknown> = { device: dev, tsOffsetMs: r.ts - base, values };
+      if (r.quality) w.quality = r.quality;
+      if (r.deviceSeq) w.deviceSeq = r.deviceSeq;
+      readings.push(w);
+      continue;
     }
-    const w: Record<string, unknown> = { device: deviceRef(r.deviceId, r.family, r.tags), tsOffsetMs: r.ts - base, values };
-    if (r.quality) w.quality = r.quality;
-    if (r.deviceSeq) w.deviceSeq = r.deviceSeq;
-    return w;
-  });
+    let sig = String(dev);
+    for (const name in r.values) sig += `\u0000${name}\u0001${kindOf(r.values[name]!)}`;
+    let g = groups.get(sig);
+    if (!g) groups.set(sig, (g = []));
+    g.push(r);
+  }
+
+  const series: WireSeries[] = [];
+  for (const g of groups.values()) {
+    const first = g[0]!;
+    const tsDeltas = new Array<number>(g.length);
+    let prevTs = base;
+    let anyQuality = false;
+    let anySeq = false;
+    for (let i = 0; i < g.length; i++) {
+      const r = g[i]!;
+      tsDeltas[i] = r.ts - prevTs;
+      prevTs = r.ts;
+      if (r.quality) anyQuality = true;
+      if (r.deviceSeq) anySeq = true;
+    }
+    const columns: WireColumn[] = [];
+    for (const name in first.values) columns.push(encodeColumn(keyRef(name), g.map((r) => r.values[name]!)));
+    const s: WireSeries = { device: deviceIndex.get(first.deviceId)!, tsDeltas, columns };
+    if (anyQuality) s.quality = g.map((r) => r.quality ?? '');
+    if (anySeq) {
+      let prev = 0;
+      s.deviceSeqDeltas = g.map((r) => {
+        const d = (r.deviceSeq ?? 0) - prev;
+        prev = r.deviceSeq ?? 0;
+        return d;
+      });
+    }
+    series.push(s);
+  }
+
   const events = batch.events.map((e) => {
     const w: Record<string, unknown> = {
       device: deviceRef(e.deviceId, e.family, e.tags),
@@ -137,6 +243,7 @@ export function encodeBatch(batch: Batch): Uint8Array {
     keys,
     readings,
     events,
+    series,
   });
   return BatchType.encode(msg).finish();
 }
@@ -158,6 +265,25 @@ interface WireBatch {
     id: string;
     deviceSeq: number;
   }[];
+  series: Required<WireSeries>[];
+}
+
+function columnValues(c: Required<WireColumn>, n: number, where: string): MetricValue[] {
+  const lists = [c.decDeltas.length, c.f64.length, c.flag.length, c.text.length].filter((l) => l > 0);
+  if (lists.length !== 1 || lists[0] !== n) {
+    throw new ProtoDecodeError('BATCH_BAD_SERIES', `${where} must hold exactly ${n} values of one kind`);
+  }
+  if (c.decDeltas.length) {
+    const p = checkScale(c.scale);
+    const out = new Array<number>(n);
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      m += c.decDeltas[i]!;
+      out[i] = p === 1 ? m : m / p;
+    }
+    return out;
+  }
+  return c.f64.length ? c.f64 : c.flag.length ? c.flag : c.text;
 }
 
 /** Decodes and structurally checks a batch. Throws ProtoDecodeError with a stable code. */
@@ -181,19 +307,42 @@ export function decodeBatch(buf: Uint8Array): Batch {
     if (!d) throw new ProtoDecodeError('BATCH_BAD_DEVICE_REF', `${what} refers to device #${ref}, the batch has ${w.devices.length}`);
     return d;
   };
+  const keyName = (ref: number, what: string) => {
+    const name = w.keys[ref];
+    if (name === undefined) throw new ProtoDecodeError('BATCH_BAD_KEY_REF', `${what} refers to metric #${ref}, the batch has ${w.keys.length}`);
+    return name;
+  };
   const base = w.baseTsMs;
   const readings: Reading[] = w.readings.map((r, i) => {
     const d = device(r.device, `reading #${i}`);
-    const values: Record<string, MetricValue> = {};
-    for (const v of r.values) {
-      const name = w.keys[v.key];
-      if (name === undefined) throw new ProtoDecodeError('BATCH_BAD_KEY_REF', `reading #${i} refers to metric #${v.key}, the batch has ${w.keys.length}`);
-      values[name] = wireToValue(v);
-    }
+    const values: Record<string, MetricValue> = Object.create(null); // a metric named __proto__ must not vanish
+    for (const v of r.values) values[keyName(v.key, `reading #${i}`)] = wireToValue(v);
     const out: Reading = { deviceId: d.id, family: families[r.device]!, ts: base + r.tsOffsetMs, values, tags: d.tags };
     if (r.quality) out.quality = r.quality;
     if (r.deviceSeq) out.deviceSeq = r.deviceSeq;
     return out;
+  });
+  w.series.forEach((s, si) => {
+    const where = `series #${si}`;
+    const d = device(s.device, where);
+    const n = s.tsDeltas.length;
+    if (s.quality.length && s.quality.length !== n) throw new ProtoDecodeError('BATCH_BAD_SERIES', `${where} has ${s.quality.length} quality flags for ${n} readings`);
+    if (s.deviceSeqDeltas.length && s.deviceSeqDeltas.length !== n) throw new ProtoDecodeError('BATCH_BAD_SERIES', `${where} has ${s.deviceSeqDeltas.length} device_seq for ${n} readings`);
+    const cols = s.columns.map((c, ci) => ({ name: keyName(c.key, where), vals: columnValues(c as Required<WireColumn>, n, `${where} column #${ci}`) }));
+    let ts = base;
+    let seq = 0;
+    for (let i = 0; i < n; i++) {
+      ts += s.tsDeltas[i]!;
+      const values: Record<string, MetricValue> = Object.create(null); // a metric named __proto__ must not vanish
+      for (const c of cols) values[c.name] = c.vals[i]!;
+      const out: Reading = { deviceId: d.id, family: families[s.device]!, ts, values, tags: d.tags };
+      if (s.quality[i]) out.quality = s.quality[i]!;
+      if (s.deviceSeqDeltas.length) {
+        seq += s.deviceSeqDeltas[i]!;
+        if (seq) out.deviceSeq = seq;
+      }
+      readings.push(out);
+    }
   });
   const events: DeviceEvent[] = w.events.map((e, i) => {
     const d = device(e.device, `event #${i}`);

@@ -9,6 +9,7 @@ export type ProtoErrorCode =
   | 'BATCH_BAD_DEVICE_REF'
   | 'BATCH_BAD_KEY_REF'
   | 'BATCH_BAD_VALUE'
+  | 'BATCH_BAD_SERIES'
   | 'ACK_UNDECODABLE';
 
 /** A body that is not a well-formed citysense.v1 message. */

@@ -1,0 +1,25 @@
+// The batch pinned by vectors/batch-v1.hex: row form (a lone reading), column form (a device with
+// several readings, decimal and double columns, a flag and a text column, quality, device_seq) and an event.
+import type { Ack, Batch } from '../src/index.ts';
+
+export const goldenBatch: Batch = {
+  edgeId: 'edge-zz-01',
+  seq: 4_294_967_301,
+  createdMs: 1763900001000,
+  readings: [
+    { deviceId: 'demo-nb-001', family: 'nbiot', ts: 1763900000500, values: { battery_pct: 87, rsrp: -95.5, alarm: false }, tags: { district: 'guancheng' }, deviceSeq: 42 },
+    { deviceId: 'demo-env-001', family: 'environment', ts: 1763900000000, values: { pm25: 35.2, pm10: 61, co: 0.71, raw: Math.PI, door: true, state: 'ok' }, quality: 'N', tags: { district: 'jinshui', site: 'S-1' }, deviceSeq: 7 },
+    { deviceId: 'demo-env-001', family: 'environment', ts: 1763900010000, values: { pm25: 36.0, pm10: 60.5, co: 0.7, raw: Math.E, door: false, state: 'ok' }, quality: 'F', tags: { district: 'jinshui', site: 'S-1' }, deviceSeq: 8 },
+  ],
+  events: [
+    { deviceId: 'demo-fire-001', family: 'fire', ts: 1763900000900, type: 'fire_alarm', attrs: { zone: 'B2-07' }, priority: 'alarm', id: 'ev-1', tags: { district: 'zhongyuan' }, deviceSeq: 3 },
+  ],
+};
+
+export const goldenAck: Ack = {
+  seq: 4_294_967_301,
+  accepted: 3,
+  rejected: 1,
+  rejections: [{ kind: 'reading', index: 2, code: 'VALUE_NOT_FINITE', message: 'pm25 is not a finite number' }],
+  duplicate: false,
+};

@@ -1,0 +1,9 @@
+// Regenerates proto/vectors/*.hex. Run only for a deliberate, compatible change of the contract
+// (docs/protocol.md): npx tsx proto/test/write-golden.ts
+import { writeFileSync } from 'node:fs';
+import { encodeAck, encodeBatch } from '../src/index.ts';
+import { goldenAck, goldenBatch } from './golden-batch.ts';
+
+const dir = new URL('../vectors/', import.meta.url);
+writeFileSync(new URL('batch-v1.hex', dir), Buffer.from(encodeBatch(goldenBatch)).toString('hex') + '\n');
+writeFileSync(new URL('ack-v1.hex', dir), Buffer.from(encodeAck(goldenAck)).toString('hex') + '\n');
