@@ -1,0 +1,144 @@
+// The edge's configuration: the only truth about what can be configured. Unknown keys are refused,
+// every limit has a default; README.md documents what happens at each limit.
+import { z } from 'zod';
+import { FAMILIES } from '@citysense/proto';
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+
+/** MQTT topic levels must not contain wildcards or separators, so ids are kept to a safe alphabet. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const tagKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'tag names are letters, digits and _');
+const RESERVED_TAGS = ['device_id', 'district', 'family'];
+
+export const deviceSchema = z
+  .strictObject({
+    id: z.string().regex(DEVICE_ID_PATTERN, 'device ids are 1-128 letters, digits, . _ : - (no / + #)'),
+    family: z.enum(FAMILIES),
+    secret: z.string().min(8, 'secrets are at least 8 characters').optional(),
+    secretSha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'secretSha256 is 64 hex digits (sha256 of the secret)')
+      .optional(),
+    district: z.string().min(1),
+    tags: z
+      .record(tagKey, z.string())
+      .refine((t) => !RESERVED_TAGS.some((k) => k in t), { message: `tags may not set ${RESERVED_TAGS.join(', ')}` })
+      .optional(),
+    profile: z.enum(['generic-json']).default('generic-json'),
+  })
+  .refine((d) => !(d.secret !== undefined && d.secretSha256 !== undefined), {
+    message: 'give secret or secretSha256, not both',
+  });
+
+export const registryFileSchema = z.strictObject({ devices: z.array(deviceSchema) });
+
+const tlsFiles = z.strictObject({
+  ca: z.string().min(1).optional(),
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+});
+
+export const edgeConfigSchema = z
+  .strictObject({
+    edgeId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'edgeId is 1-64 letters, digits, . _ -'),
+    dataDir: z.string().min(1).default('.data/edge'),
+    mqtt: z
+      .strictObject({
+        host: z.string().default('0.0.0.0'),
+        port: port.default(1883),
+        maxConnections: positiveInt.default(10_000),
+        maxPacketBytes: positiveInt.default(65_536),
+        connectTimeoutMs: positiveInt.default(30_000),
+      })
+      .prefault({}),
+    http: z
+      .strictObject({
+        host: z.string().default('0.0.0.0'),
+        port: port.default(8081),
+      })
+      .prefault({}),
+    registry: z
+      .strictObject({
+        file: z.string().min(1).optional(),
+        devices: z.array(deviceSchema).optional(),
+      })
+      .refine((r) => (r.file === undefined) !== (r.devices === undefined), {
+        message: 'give registry.file or registry.devices (exactly one)',
+      }),
+    cloud: z
+      .strictObject({
+        url: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8080'),
+        token: z.string().min(1).optional(),
+      })
+      .prefault({}),
+    uplink: z
+      .strictObject({
+        requestTimeoutMs: positiveInt.default(10_000),
+        keepAliveTimeoutMs: positiveInt.default(30_000),
+        tls: tlsFiles.optional(),
+        retry: z
+          .strictObject({
+            initialDelayMs: positiveInt.default(200),
+            maxDelayMs: positiveInt.default(30_000),
+            factor: z.number().min(1).default(2),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    batch: z
+      .strictObject({
+        maxReadings: positiveInt.default(5000),
+        maxAgeMs: positiveInt.default(100),
+        maxQueuedReadings: positiveInt.default(100_000),
+      })
+      .prefault({}),
+    normalise: z
+      .strictObject({
+        maxFutureSkewMs: positiveInt.default(5 * 60_000),
+        maxPastAgeMs: positiveInt.default(7 * 24 * 3600_000),
+        maxMetricsPerMessage: positiveInt.default(256),
+        maxStringValueLength: positiveInt.default(1024),
+      })
+      .prefault({}),
+    events: z
+      .strictObject({
+        alarmTypes: z
+          .array(z.string().min(1))
+          .default(['fire_alarm', 'smoke_alarm', 'gas_alarm', 'entrapment', 'heat_alarm', 'water_leak', 'flood_alarm']),
+        warningTypes: z.array(z.string().min(1)).default(['fault', 'supervisory']),
+      })
+      .prefault({}),
+    seq: z.strictObject({ reserveBlock: positiveInt.default(1000) }).prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        warnLinesPerInterval: positiveInt.default(10),
+        warnIntervalMs: positiveInt.default(60_000),
+      })
+      .prefault({}),
+    shutdown: z.strictObject({ flushTimeoutMs: positiveInt.default(10_000) }).prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.batch.maxQueuedReadings < c.batch.maxReadings) {
+      ctx.addIssue({ code: 'custom', path: ['batch', 'maxQueuedReadings'], message: 'must be at least batch.maxReadings' });
+    }
+    if (c.uplink.retry.maxDelayMs < c.uplink.retry.initialDelayMs) {
+      ctx.addIssue({ code: 'custom', path: ['uplink', 'retry', 'maxDelayMs'], message: 'must be at least uplink.retry.initialDelayMs' });
+    }
+    const tls = c.uplink.tls;
+    if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['uplink', 'tls'], message: 'a client certificate needs both cert and key' });
+    }
+    if (!c.cloud.token && !tls?.cert) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cloud', 'token'],
+        message: 'required (or set CITYSENSE_EDGE_TOKEN) unless uplink.tls.cert presents a client certificate',
+      });
+    }
+  });
+
+export type EdgeConfigInput = z.input<typeof edgeConfigSchema>;
+export type EdgeConfig = z.output<typeof edgeConfigSchema>;
+export type DeviceEntry = z.output<typeof deviceSchema>;

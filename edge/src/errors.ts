@@ -1,0 +1,28 @@
+// The edge's error catalogue. Codes are stable (scripts and docs match on them); messages tell an
+// installer what to change. README.md lists them.
+
+export const EDGE_ERRORS = {
+  CONFIG_UNREADABLE: 'the configuration file cannot be read',
+  CONFIG_SYNTAX: 'the configuration file is not valid YAML or JSON',
+  CONFIG_INVALID: 'the configuration does not match the schema',
+  REGISTRY_UNREADABLE: 'the device registry file cannot be read',
+  REGISTRY_SYNTAX: 'the device registry file is not valid YAML or JSON',
+  REGISTRY_INVALID: 'the device registry does not match the schema',
+  SEQ_STATE_UNREADABLE: 'the persisted batch sequence in dataDir is unreadable',
+  SEQ_STATE_UNWRITABLE: 'the batch sequence cannot be persisted to dataDir',
+  TLS_FILE_UNREADABLE: 'a TLS file named in uplink.tls cannot be read',
+  EDGE_CLOSED: 'the edge is shutting down and accepts no more data',
+} as const;
+
+export type EdgeErrorCode = keyof typeof EDGE_ERRORS;
+
+export class EdgeError extends Error {
+  override name = 'EdgeError';
+  constructor(
+    readonly code: EdgeErrorCode,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${code}: ${EDGE_ERRORS[code]}: ${detail}`, options);
+  }
+}

@@ -1,0 +1,154 @@
+// The embedded MQTT broker sensors connect to. Telemetry and events are consumed inside aedes'
+// authorizePublish hook and never enter aedes' mqemitter: aedes writes a QoS 1 PUBACK after that hook
+// and before publishing (lib/handlers/publish.js), so awaiting the sink there means PUBACK leaves only
+// once the sink holds the message, and aedes stops reading the socket until the hook answers
+// (lib/client.js nextBatch) — backpressure all the way to the device, and no mqemitter backlog to crawl
+// on (see /work/shared/anchors.md).
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { Aedes, type AedesOptions, type Client } from 'aedes';
+import type { Logger } from 'pino';
+import type { Device, DeviceRegistry } from '../../registry/registry.ts';
+import type { EdgeMetrics } from '../../metrics.ts';
+import type { RateLimitedWarn } from '../../log.ts';
+import { CONNECT_REFUSE, PUBLISH_REFUSE, authenticateDevice, authorizeTopic, maySubscribe, type TopicKind } from './auth.ts';
+import { GuardedConnection } from './frame-guard.ts';
+
+/** Resolves once the message is safe in the pipeline; rejecting means "do not acknowledge". */
+export type MessageHandler = (device: Device, kind: TopicKind, payload: Buffer, receivedAt: number) => Promise<void>;
+
+export interface MqttBrokerOptions {
+  host: string;
+  port: number;
+  maxConnections: number;
+  maxPacketBytes: number;
+  connectTimeoutMs: number;
+  registry: DeviceRegistry;
+  onMessage: MessageHandler;
+  metrics: EdgeMetrics;
+  log: Logger;
+  warn: RateLimitedWarn;
+}
+
+export interface MqttBroker {
+  port: number;
+  connections(): number;
+  close(): Promise<void>;
+}
+
+// MQTT 3.1.1 CONNACK return codes [MQTT-3.2.2.3].
+const BAD_USERNAME_OR_PASSWORD = 4;
+const NOT_AUTHORIZED = 5;
+
+type PublishFn = (packet: object, client: unknown, done?: (err?: Error) => void) => void;
+
+export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker> {
+  const devices = new WeakMap<Client, Device>();
+  // Packets already handed to the pipeline (or refused and dropped): aedes must not fan them out.
+  const consumed = new WeakSet<object>();
+
+  const authenticate: AedesOptions['authenticate'] = (client, username, password, done) => {
+    const r = authenticateDevice(o.registry, username, password);
+    if (r.ok) {
+      devices.set(client, r.device);
+      return done(null, true);
+    }
+    o.metrics.connectRefused.inc({ reason: r.reason });
+    // The password is never logged; the username is the device id it claims.
+    o.warn(`connect_${r.reason}`, { clientId: client.id, username: username?.slice(0, 128) }, `MQTT connection refused: ${r.reason}`);
+    const code = r.reason === CONNECT_REFUSE.noMqttLogin ? NOT_AUTHORIZED : BAD_USERNAME_OR_PASSWORD;
+    done(Object.assign(new Error(r.reason), { returnCode: code }), false);
+  };
+
+  const authorizePublish: AedesOptions['authorizePublish'] = (client, packet, done) => {
+    const device = client ? devices.get(client) : undefined;
+    if (!device) {
+      // A will left by a client that is gone: no device to attribute it to.
+      o.metrics.publishRefused.inc({ reason: PUBLISH_REFUSE.unauthenticated });
+      return done(new Error('publish without an authenticated device'));
+    }
+    const decision = authorizeTopic(device.id, packet.topic);
+    if (!decision.ok) {
+      o.metrics.publishRefused.inc({ reason: decision.reason });
+      o.warn(`publish_${decision.reason}`, { device: device.id, topic: packet.topic.slice(0, 256) }, `MQTT publish refused: ${decision.reason}`);
+      // MQTT 3.1.1 has no negative PUBACK. Acknowledging and dropping (as mosquitto does for ACL
+      // denials) keeps the device's good traffic flowing instead of a disconnect-redeliver loop.
+      consumed.add(packet);
+      return done(null);
+    }
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    o.onMessage(device, decision.kind, payload, Date.now()).then(
+      () => {
+        consumed.add(packet);
+        done(null);
+      },
+      (err: Error) => done(err),
+    );
+  };
+
+  const authorizeSubscribe: AedesOptions['authorizeSubscribe'] = (client, sub, done) => {
+    const device = devices.get(client);
+    if (device && maySubscribe(device.id, sub.topic)) return done(null, sub);
+    o.metrics.subscribeRefused.inc();
+    done(null, null); // SUBACK 0x80 for this filter [MQTT-3.9.3]
+  };
+
+  const broker = await Aedes.createBroker({
+    connectTimeout: o.connectTimeoutMs,
+    authenticate,
+    authorizePublish,
+    authorizeSubscribe,
+  });
+
+  const publish = broker.publish.bind(broker) as PublishFn;
+  (broker as unknown as { publish: PublishFn }).publish = (packet, client, done) => {
+    if (consumed.has(packet)) {
+      consumed.delete(packet);
+      const cb = typeof client === 'function' ? (client as () => void) : done;
+      return cb?.();
+    }
+    publish(packet, client, done);
+  };
+
+  const syncConnections = () => o.metrics.connections.set(broker.connectedClients);
+  broker.on('clientReady', syncConnections);
+  broker.on('clientDisconnect', syncConnections);
+  broker.on('clientError', (client, err) => {
+    o.warn('mqtt_client_error', { clientId: client?.id, err: err.message }, 'MQTT client error, connection closed');
+  });
+  broker.on('connectionError', (_client, err) => {
+    o.warn('mqtt_connection_error', { err: err.message }, 'MQTT connection error before CONNECT completed');
+  });
+
+  const server = createServer((socket: Socket) => {
+    socket.setNoDelay(true);
+    const conn = new GuardedConnection(socket, o.maxPacketBytes, (declared) => {
+      o.metrics.publishRefused.inc({ reason: PUBLISH_REFUSE.packetTooLarge });
+      o.warn('packet_too_large', { declaredBytes: declared, max: o.maxPacketBytes, remote: socket.remoteAddress }, 'MQTT packet over mqtt.maxPacketBytes, connection closed');
+    });
+    broker.handle(conn);
+  });
+  server.maxConnections = o.maxConnections;
+  server.on('drop', () => {
+    o.metrics.connectRefused.inc({ reason: CONNECT_REFUSE.maxConnections });
+    o.warn('connect_max_connections', { max: o.maxConnections }, 'MQTT connection dropped: mqtt.maxConnections reached');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  o.log.info({ port, host: o.host }, 'MQTT broker listening');
+
+  return {
+    port,
+    connections: () => broker.connectedClients,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,186 @@
+// Sends sealed batches to the cloud: protobuf, gzip, POST /v1/batches, one batch in flight. A batch
+// leaves the edge's hands only when the cloud acknowledged its seq, or refused it for good (400, 413).
+// Everything else (network, timeout, 5xx, 429, 401/403, a wrong Ack) is retried with backoff, keeping
+// the same seq and body, so the cloud can dedupe a retry of a batch it already stored.
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { gzip as gzipCb } from 'node:zlib';
+import { Agent, request } from 'undici';
+import type { Logger } from 'pino';
+import { decodeAck, encodeBatch, type Ack, type Batch } from '@citysense/proto';
+import { EdgeError } from '../../errors.ts';
+import type { EdgeMetrics } from '../../metrics.ts';
+import type { RateLimitedWarn } from '../../log.ts';
+import type { BatchSource } from '../../batcher/batcher.ts';
+import { backoffDelay, sleep, type BackoffOptions } from './backoff.ts';
+
+const gzip = promisify(gzipCb);
+
+export interface UplinkOptions {
+  cloudUrl: string;
+  token: string | undefined;
+  tls: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  retry: BackoffOptions;
+}
+
+export type UplinkState = 'unknown' | 'up' | 'down';
+
+export interface UplinkStatus {
+  state: UplinkState;
+  lastAckAt: number | null;
+  lastError: string | null;
+}
+
+type Outcome =
+  | { kind: 'acked'; ack: Ack }
+  | { kind: 'retry'; reason: string; detail: string }
+  | { kind: 'refused'; reason: string; detail: string };
+
+function readTlsFile(path: string | undefined): Buffer | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new EdgeError('TLS_FILE_UNREADABLE', `${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The cloud's error code when it is a plain identifier (bounded label values), else the status. */
+function refusalReason(status: number, body: { error?: unknown } | undefined): string {
+  const code = body?.error;
+  return typeof code === 'string' && /^[A-Za-z0-9_]{1,48}$/.test(code) ? code : `http_${status}`;
+}
+
+export class Uplink {
+  readonly status: UplinkStatus = { state: 'unknown', lastAckAt: null, lastError: null };
+  private readonly agent: Agent;
+  private readonly url: string;
+  private readonly stop = new AbortController();
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly o: UplinkOptions,
+    private readonly metrics: EdgeMetrics,
+    private readonly log: Logger,
+    private readonly warn: RateLimitedWarn,
+  ) {
+    this.url = new URL('/v1/batches', o.cloudUrl.endsWith('/') ? o.cloudUrl : o.cloudUrl + '/').href;
+    const tls = o.tls;
+    this.agent = new Agent({
+      keepAliveTimeout: o.keepAliveTimeoutMs,
+      connections: 4,
+      connect: tls ? { ca: readTlsFile(tls.ca), cert: readTlsFile(tls.cert), key: readTlsFile(tls.key) } : undefined,
+    });
+  }
+
+  /** Starts pulling batches from the source until close(). */
+  start(source: BatchSource): void {
+    this.loop ??= this.run(source);
+  }
+
+  async close(): Promise<void> {
+    this.stop.abort();
+    await this.loop;
+    await this.agent.close();
+  }
+
+  private async run(source: BatchSource): Promise<void> {
+    while (!this.stop.signal.aborted) {
+      const batch = await source.take();
+      if (!batch) return;
+      const body = await gzip(encodeBatch(batch));
+      for (let attempt = 0; ; attempt++) {
+        // Closing with a batch in hand: it is not released, flush() callers learn it was not delivered.
+        if (this.stop.signal.aborted) return;
+        const outcome = await this.attempt(batch, body);
+        if (outcome.kind === 'acked') {
+          const now = Date.now();
+          this.status.state = 'up';
+          this.status.lastAckAt = now;
+          this.status.lastError = null;
+          this.metrics.batchesAcked.inc();
+          this.metrics.readingsAcked.inc(batch.readings.length);
+          this.metrics.lastAckTimestamp.set(now / 1000);
+          source.release(batch);
+          break;
+        }
+        if (outcome.kind === 'refused') {
+          this.metrics.batchesRefused.inc({ reason: outcome.reason });
+          this.log.error(
+            { seq: batch.seq, reason: outcome.reason, readings: batch.readings.length, events: batch.events.length },
+            `the cloud refused batch ${batch.seq} for good, dropping it: ${outcome.detail}`,
+          );
+          // TODO(dead-letter): keep refused batches in a dead-letter store for inspection instead of dropping.
+          source.release(batch);
+          break;
+        }
+        if (outcome.reason === 'closing') return;
+        this.metrics.uplinkErrors.inc({ reason: outcome.reason });
+        this.status.state = 'down';
+        this.status.lastError = `${outcome.reason}: ${outcome.detail}`;
+        this.warn(`uplink_${outcome.reason}`, { seq: batch.seq, attempt }, `batch ${batch.seq} not delivered, will retry: ${outcome.detail}`);
+        await sleep(backoffDelay(attempt, this.o.retry), this.stop.signal);
+      }
+    }
+  }
+
+  private async attempt(batch: Batch, body: Buffer): Promise<Outcome> {
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-protobuf',
+      'content-encoding': 'gzip',
+      accept: 'application/x-protobuf',
+    };
+    if (this.o.token) headers.authorization = `Bearer ${this.o.token}`;
+    const timeout = AbortSignal.timeout(this.o.requestTimeoutMs);
+    const end = this.metrics.uplinkRequestSeconds.startTimer();
+    this.metrics.batchesSent.inc();
+    try {
+      const res = await request(this.url, {
+        method: 'POST',
+        headers,
+        body,
+        dispatcher: this.agent,
+        signal: AbortSignal.any([timeout, this.stop.signal]),
+      });
+      const buf = Buffer.from(await res.body.arrayBuffer());
+      const s = res.statusCode;
+      if (s >= 200 && s < 300) {
+        let ack: Ack;
+        try {
+          ack = decodeAck(buf);
+        } catch (err) {
+          return { kind: 'retry', reason: 'bad_ack', detail: (err as Error).message };
+        }
+        if (ack.seq !== batch.seq) {
+          return { kind: 'retry', reason: 'ack_seq_mismatch', detail: `sent seq ${batch.seq}, the Ack names ${ack.seq}` };
+        }
+        return { kind: 'acked', ack };
+      }
+      let json: { error?: unknown; message?: unknown } | undefined;
+      try {
+        json = JSON.parse(buf.toString('utf8')) as typeof json;
+      } catch {
+        json = undefined;
+      }
+      const said = json ? `${String(json.error ?? '')}: ${String(json.message ?? '')}` : buf.toString('utf8', 0, 200);
+      const detail = `HTTP ${s} ${said}`.trim();
+      if (s === 400 || s === 413) return { kind: 'refused', reason: refusalReason(s, json), detail };
+      if (s === 401 || s === 403) {
+        return { kind: 'retry', reason: 'unauthorized', detail: `${detail} (check cloud.token / CITYSENSE_EDGE_TOKEN or the client certificate)` };
+      }
+      if (s === 429) return { kind: 'retry', reason: 'http_429', detail };
+      if (s >= 500) return { kind: 'retry', reason: 'http_5xx', detail };
+      // Other 4xx (404, 415, ...) mean a wrong cloud.url or version skew: an operator fixes it, keep the data.
+      return { kind: 'retry', reason: 'http_4xx', detail: `${detail} (check cloud.url)` };
+    } catch (err) {
+      if (timeout.aborted) return { kind: 'retry', reason: 'timeout', detail: `no answer within ${this.o.requestTimeoutMs} ms` };
+      if (this.stop.signal.aborted) return { kind: 'retry', reason: 'closing', detail: 'the edge is closing' };
+      const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+      return { kind: 'retry', reason: 'network', detail: `${e.code ?? e.cause?.code ?? e.name}: ${e.message}` };
+    } finally {
+      end();
+    }
+  }
+}

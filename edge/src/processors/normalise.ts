@@ -1,0 +1,87 @@
+// Validation and normalisation: decoded candidates become the Readings and DeviceEvents of the
+// contract, stamped with the device's family and tags. Pure: no I/O, the clock is passed in.
+import type { DeviceEvent, MetricValue, Reading } from '@citysense/proto';
+import type { Device } from '../registry/registry.ts';
+import {
+  MESSAGE_REJECT,
+  VALUE_REJECT,
+  type DecodedEvent,
+  type DecodedTelemetry,
+  type MessageRejectReason,
+  type ValueRejection,
+} from '../decoders/json/json.ts';
+import { eventId, priorityOf } from './event-identity.ts';
+
+export interface NormaliseOptions {
+  maxFutureSkewMs: number;
+  maxPastAgeMs: number;
+  maxMetricsPerMessage: number;
+  maxStringValueLength: number;
+  alarmTypes: readonly string[];
+  warningTypes: readonly string[];
+}
+
+/** InfluxDB field keys we are willing to write: no spaces, quotes or commas to escape downstream. */
+const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+export type Normalised<T> =
+  | { ok: true; item: T; rejected: ValueRejection[] }
+  | { ok: false; reason: MessageRejectReason; detail: string; rejected: ValueRejection[] };
+
+function checkTs(ts: number, now: number, o: NormaliseOptions): { reason: MessageRejectReason; detail: string } | undefined {
+  if (ts > now + o.maxFutureSkewMs) {
+    return { reason: MESSAGE_REJECT.clockSkewFuture, detail: `ts is ${ts - now} ms ahead of the edge's clock` };
+  }
+  if (ts < now - o.maxPastAgeMs) {
+    return { reason: MESSAGE_REJECT.clockSkewPast, detail: `ts is ${now - ts} ms behind the edge's clock` };
+  }
+  return undefined;
+}
+
+export function normaliseReading(device: Device, d: DecodedTelemetry, now: number, o: NormaliseOptions): Normalised<Reading> {
+  const rejected = [...d.rejected];
+  const names = Object.keys(d.values);
+  if (names.length + d.rejected.length > o.maxMetricsPerMessage) {
+    return { ok: false, reason: MESSAGE_REJECT.tooManyMetrics, detail: `more than ${o.maxMetricsPerMessage} metrics`, rejected: [] };
+  }
+  const ts = d.ts ?? now;
+  const skew = checkTs(ts, now, o);
+  if (skew) return { ok: false, ...skew, rejected: [] };
+  const values: Record<string, MetricValue> = {};
+  let count = 0;
+  for (const name of names) {
+    const v = d.values[name]!;
+    if (!METRIC_NAME.test(name)) rejected.push({ name, reason: VALUE_REJECT.badName });
+    else if (typeof v === 'string' && v.length > o.maxStringValueLength) rejected.push({ name, reason: VALUE_REJECT.stringTooLong });
+    else {
+      values[name] = v;
+      count++;
+    }
+  }
+  if (count === 0) {
+    return { ok: false, reason: MESSAGE_REJECT.noMetrics, detail: 'no valid metric value in the message', rejected };
+  }
+  return { ok: true, item: { deviceId: device.id, family: device.family, ts, values, tags: { ...device.tags } }, rejected };
+}
+
+export function normaliseEvent(device: Device, d: DecodedEvent, now: number, o: NormaliseOptions): Normalised<DeviceEvent> {
+  const ts = d.ts ?? now;
+  const skew = checkTs(ts, now, o);
+  if (skew) return { ok: false, ...skew, rejected: [] };
+  const attrs: Record<string, string> = {};
+  for (const [k, v] of Object.entries(d.attrs)) attrs[k] = v.length > o.maxStringValueLength ? v.slice(0, o.maxStringValueLength) : v;
+  return {
+    ok: true,
+    rejected: [],
+    item: {
+      deviceId: device.id,
+      family: device.family,
+      ts,
+      type: d.type,
+      attrs,
+      priority: priorityOf(d.type, o),
+      id: eventId(device.id, d.ts, d.type, attrs),
+      tags: { ...device.tags },
+    },
+  };
+}
