@@ -1,0 +1,273 @@
+// device-sim command line. Usage and options: device-sim/README.md, or `--help`.
+import { realpathSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { familyNames, getFamily } from './families/index.ts';
+import { generateDevices, loadRegistry, parseDeviceSpec, registryYaml, type SimDevice } from './registry.ts';
+import { DEFAULT_URL, runSim, runSucceeded, type SimOptions, type SimStats } from './sim.ts';
+
+export const EXIT_OK = 0;
+/** The run happened but something was refused, unreachable or unacknowledged. */
+export const EXIT_RUN_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  signal?: AbortSignal;
+}
+
+const defaultIo: CliIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number ≥ 0');
+  return n;
+}
+
+function timestamp(value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected milliseconds since the epoch or an ISO 8601 time');
+  return n;
+}
+
+function familyList(value: string): string[] {
+  const names = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw new InvalidArgumentError('expected at least one family');
+  for (const name of names) {
+    try {
+      getFamily(name);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  }
+  return names;
+}
+
+function deviceSpec(value: string, previous: SimDevice[] = []): SimDevice[] {
+  try {
+    return [...previous, parseDeviceSpec(value)];
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+interface CliOptions {
+  url: string;
+  families?: string[];
+  devices?: number;
+  intervalMs?: number;
+  rate?: number;
+  duration?: number;
+  count?: number;
+  forever?: boolean;
+  seed?: number;
+  startTs?: number;
+  simStepMs?: number;
+  qos: string;
+  idPrefix: string;
+  registry?: string;
+  writeRegistry?: string;
+  device?: SimDevice[];
+  events?: boolean;
+  jsonSummary?: boolean;
+  quiet?: boolean;
+  connectConcurrency: number;
+  connectTimeoutMs: number;
+  maxInflight: number;
+  drainTimeoutMs: number;
+}
+
+function buildProgram(io: CliIo): Command {
+  return new Command('device-sim')
+    .description('Simulated citysense sensors publishing the MQTT generic JSON profile.')
+    .option('--url <url>', 'broker (the edge) to connect to', DEFAULT_URL)
+    .option('--families <list>', `comma-separated families (${familyNames.join(', ')})`, familyList)
+    .option('--devices <n>', 'devices per family (default 1)', positiveInt)
+    .option('--interval-ms <ms>', 'period of each device (default 1000)', positiveNumber)
+    .option('--rate <msgs/s>', 'total telemetry messages per second over all devices', positiveNumber)
+    .option('--duration <s>', 'stop after this many seconds', positiveNumber)
+    .option('--count <n>', 'stop each device after n telemetry messages (default 10 when no other stop is given)', positiveInt)
+    .option('--forever', 'run until interrupted (Ctrl-C prints the summary)')
+    .option('--seed <n>', 'seed for every generated value (default: random, printed in the summary)', nonNegativeInt)
+    .option('--start-ts <time>', 'timestamp of the first reading, ms or ISO 8601 (default: now)', timestamp)
+    .option('--sim-step-ms <ms>', 'simulated time between readings (default: the interval)', positiveInt)
+    .addOption(new Option('--qos <qos>', 'MQTT QoS for publishes').choices(['0', '1']).default('1'))
+    .option('--id-prefix <prefix>', 'prefix of generated device ids', 'sim-')
+    .option('--registry <file>', 'take devices (ids, secrets, families) from an edge registry YAML/JSON')
+    .option('--write-registry <file>', "write the registry for this run's devices ('-' for stdout) and exit")
+    .option('--device <id:secret:family>', 'an explicit device (repeatable)', deviceSpec)
+    .option('--events', 'also publish events (fire alarms, faults, low battery) to devices/{id}/events')
+    .option('--json-summary', 'print the final statistics as JSON on stdout')
+    .option('--quiet', 'no progress line and no summary line on stderr (errors are still printed)')
+    .option('--connect-concurrency <n>', 'connection attempts in flight at once', positiveInt, 50)
+    .option('--connect-timeout-ms <ms>', 'give up on a device that has no CONNACK after this long', positiveInt, 10_000)
+    .option('--max-inflight <n>', 'unacknowledged messages per device before it waits', positiveInt, 100)
+    .option('--drain-timeout-ms <ms>', 'wait this long at the end for outstanding acknowledgements', positiveInt, 10_000)
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .exitOverride();
+}
+
+async function chooseDevices(opts: CliOptions, seed: number): Promise<{ devices: SimDevice[]; notices: string[] }> {
+  const notices: string[] = [];
+  const explicit = opts.device ?? [];
+  let devices: SimDevice[];
+  if (opts.registry) {
+    const loaded = await loadRegistry(opts.registry);
+    for (const s of loaded.skipped) notices.push(`registry: skipping ${s.id}: ${s.reason}`);
+    devices = loaded.devices.filter((d) => !opts.families || opts.families.includes(d.family));
+    if (opts.devices !== undefined) {
+      const perFamily = new Map<string, number>();
+      devices = devices.filter((d) => {
+        const n = (perFamily.get(d.family) ?? 0) + 1;
+        perFamily.set(d.family, n);
+        return n <= opts.devices!;
+      });
+    }
+  } else if (explicit.length > 0) {
+    devices = [];
+  } else {
+    devices = generateDevices({
+      families: opts.families ?? familyNames,
+      perFamily: opts.devices ?? 1,
+      seed,
+      idPrefix: opts.idPrefix,
+    });
+  }
+  return { devices: [...devices, ...explicit], notices };
+}
+
+function summaryLine(stats: SimStats, deviceCount: number): string {
+  return (
+    `[device-sim] done in ${(stats.elapsedMs / 1000).toFixed(1)}s: published=${stats.published} acked=${stats.acked} ` +
+    `failed=${stats.failed} connected=${stats.connected}/${deviceCount} refused=${stats.refused} ` +
+    `unreachable=${stats.unreachable} events=${stats.events.acked}/${stats.events.published} seed=${stats.seed} ` +
+    `start-ts=${stats.startTs}`
+  );
+}
+
+/** Runs the CLI and returns its exit code; never calls process.exit itself. */
+export async function main(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
+  const program = buildProgram(io);
+  let opts: CliOptions;
+  try {
+    program.parse([...argv], { from: 'user' });
+    opts = program.opts<CliOptions>();
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? EXIT_OK : EXIT_USAGE;
+    }
+    throw err;
+  }
+  const usage = (message: string): number => {
+    io.stderr(`device-sim: ${message}\n`);
+    return EXIT_USAGE;
+  };
+  if (opts.intervalMs !== undefined && opts.rate !== undefined) return usage('give --interval-ms or --rate, not both');
+  if (opts.forever && (opts.count !== undefined || opts.duration !== undefined)) {
+    return usage('--forever cannot be combined with --count or --duration');
+  }
+
+  const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
+  let devices: SimDevice[];
+  try {
+    const chosen = await chooseDevices(opts, seed);
+    devices = chosen.devices;
+    if (!opts.quiet) for (const notice of chosen.notices) io.stderr(`[device-sim] ${notice}\n`);
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  if (devices.length === 0) return usage('no devices to simulate');
+
+  if (opts.writeRegistry) {
+    const text = registryYaml(devices);
+    if (opts.writeRegistry === '-') io.stdout(text);
+    else await writeFile(opts.writeRegistry, text, 'utf8');
+    if (!opts.quiet && opts.writeRegistry !== '-') {
+      io.stderr(`[device-sim] wrote ${devices.length} device(s) to ${opts.writeRegistry}\n`);
+    }
+    return EXIT_OK;
+  }
+
+  const simOptions: SimOptions = {
+    url: opts.url,
+    devices,
+    seed,
+    qos: opts.qos === '0' ? 0 : 1,
+    events: opts.events === true,
+    forever: opts.forever === true,
+    connectConcurrency: opts.connectConcurrency,
+    connectTimeoutMs: opts.connectTimeoutMs,
+    maxInflight: opts.maxInflight,
+    drainTimeoutMs: opts.drainTimeoutMs,
+    progress: opts.quiet ? false : { write: (line) => io.stderr(`${line}\n`) },
+    log: (line) => io.stderr(`${line}\n`),
+  };
+  if (opts.intervalMs !== undefined) simOptions.intervalMs = opts.intervalMs;
+  if (opts.rate !== undefined) simOptions.rate = opts.rate;
+  if (opts.count !== undefined) simOptions.count = opts.count;
+  if (opts.duration !== undefined) simOptions.durationMs = opts.duration * 1000;
+  if (opts.startTs !== undefined) simOptions.startTs = opts.startTs;
+  if (opts.simStepMs !== undefined) simOptions.simStepMs = opts.simStepMs;
+  if (io.signal) simOptions.signal = io.signal;
+
+  let stats: SimStats;
+  try {
+    stats = await runSim(simOptions);
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  if (!opts.quiet) io.stderr(`${summaryLine(stats, devices.length)}\n`);
+  if (opts.jsonSummary) io.stdout(`${JSON.stringify(stats)}\n`);
+  return runSucceeded(stats) ? EXIT_OK : EXIT_RUN_FAILED;
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts += 1;
+    // First signal: stop publishing, drain and print the summary. Second: give up at once.
+    if (interrupts === 1) controller.abort();
+    else process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  main(process.argv.slice(2), { ...defaultIo, signal: controller.signal }).then(
+    (code) => {
+      process.exitCode = code;
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+    (err: unknown) => {
+      process.stderr.write(`device-sim: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = EXIT_USAGE;
+    },
+  );
+}
