@@ -1,0 +1,126 @@
+// The cloud's configuration: the only truth about what can be set. Every key has a default, unknown keys
+// are refused (a typo must not silently fall back to a default), and the parsed result is frozen.
+import { z } from 'zod';
+
+const MiB = 1024 * 1024;
+
+const EdgeSchema = z.strictObject({
+  /** The edge's id: batches it uploads must carry this edge_id. */
+  id: z.string().min(1).max(128),
+  /** Hex SHA-256 of the edge's bearer token, so config files hold no plain secret. */
+  tokenSha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits (sha256 of the token)')
+    .optional(),
+  /** Name of an environment variable holding the plain token (for deployments with a secret store). */
+  tokenEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+  /** Subject CN of the edge's client certificate, when it is not the edge id itself. */
+  certCn: z.string().min(1).optional(),
+});
+
+export const CloudConfigSchema = z
+  .strictObject({
+    listen: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1'),
+        /** 0 picks a free port. */
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** PEM file paths; with `tls` set the cloud listens on HTTPS only. */
+        tls: z
+          .strictObject({
+            cert: z.string().min(1),
+            key: z.string().min(1),
+            /** CA that signs edge client certificates (needed for auth.mode mtls / token-or-mtls). */
+            ca: z.string().min(1).optional(),
+          })
+          .optional(),
+      })
+      .prefault({}),
+    influx: z
+      .strictObject({
+        /** Base URL of an InfluxDB 1.x HTTP API, or the v1 compatibility API of 2.x/3.x. */
+        url: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8086'),
+        database: z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[^"\\\n\r\t]+$/, 'must not contain quotes, backslashes or control characters')
+          .default('citysense'),
+        /** Prefer INFLUX_USERNAME / INFLUX_PASSWORD over writing these into the file. */
+        username: z.string().optional(),
+        password: z.string().optional(),
+        /** A write or ping that takes longer counts as InfluxDB unavailable. */
+        timeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+        /** Immediate extra attempts after a 5xx or a connection error, before answering the edge 503. */
+        writeRetries: z.number().int().min(0).max(5).default(1),
+        /** Sent as Retry-After (seconds) when InfluxDB is unavailable. */
+        retryAfterSeconds: z.number().int().min(1).max(3600).default(5),
+        /** Keep-alive sockets to InfluxDB; also the most concurrent writes. */
+        maxSockets: z.number().int().min(1).max(1024).default(16),
+      })
+      .prefault({}),
+    auth: z
+      .strictObject({
+        mode: z.enum(['token', 'mtls', 'token-or-mtls']).default('token'),
+        edges: z.array(EdgeSchema).default([]),
+      })
+      .prefault({}),
+    limits: z
+      .strictObject({
+        /** Request body as received (compressed size for gzip). */
+        bodyBytes: z.number().int().min(1024).default(16 * MiB),
+        /** Body after gunzip: the guard against gzip bombs. */
+        inflatedBytes: z.number().int().min(1024).default(64 * MiB),
+        maxReadingsPerBatch: z.number().int().min(1).default(50_000),
+        maxEventsPerBatch: z.number().int().min(1).default(10_000),
+        /** Longest text metric, quality flag or event attrs (as JSON); InfluxDB allows 64 KiB per string. */
+        maxStringBytes: z.number().int().min(16).max(65_536).default(16_384),
+        /** Earliest plausible reading time (default 2000-01-01T00:00:00Z). */
+        minTimestampMs: z.number().int().default(946_684_800_000),
+        /** How far past the cloud's clock a reading's time may be. */
+        maxFutureSkewMs: z.number().int().min(0).default(10 * 60_000),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** Bad-input warnings: at most this many lines per reason per interval, then a suppressed count. */
+        warnPerInterval: z.number().int().min(1).default(10),
+        warnIntervalMs: z.number().int().min(1000).default(60_000),
+      })
+      .prefault({}),
+    metrics: z
+      .strictObject({
+        /** Node process metrics (CPU, memory, event loop) beside the cloud's own. */
+        process: z.boolean().default(true),
+      })
+      .prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    const needsToken = c.auth.mode === 'token';
+    const needsCa = c.auth.mode !== 'token';
+    if (needsCa && !c.listen.tls?.ca) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'mode'],
+        message: `auth.mode ${c.auth.mode} needs listen.tls with cert, key and ca (the CA that signs edge certificates)`,
+      });
+    }
+    const seen = new Set<string>();
+    c.auth.edges.forEach((e, i) => {
+      if (seen.has(e.id)) ctx.addIssue({ code: 'custom', path: ['auth', 'edges', i, 'id'], message: `edge id ${e.id} is listed twice` });
+      seen.add(e.id);
+      if (e.tokenSha256 && e.tokenEnv) {
+        ctx.addIssue({ code: 'custom', path: ['auth', 'edges', i], message: 'give tokenSha256 or tokenEnv, not both' });
+      }
+      if (needsToken && !e.tokenSha256 && !e.tokenEnv) {
+        ctx.addIssue({ code: 'custom', path: ['auth', 'edges', i], message: 'auth.mode token needs tokenSha256 or tokenEnv for each edge' });
+      }
+    });
+  });
+
+/** What a config file may contain (every key optional). */
+export type CloudConfigInput = z.input<typeof CloudConfigSchema>;
+/** The validated, defaulted configuration. */
+export type CloudConfig = Readonly<z.output<typeof CloudConfigSchema>>;
+export type EdgeConfig = z.output<typeof EdgeSchema>;

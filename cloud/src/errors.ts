@@ -1,0 +1,139 @@
+// The cloud's error catalogue: every error an edge, an operator or an installer can see, declared once
+// with a stable code, its HTTP status and a sentence they can act on. Codes never change meaning;
+// cloud/README.md lists them and cloud/test/errors.test.ts keeps the two in step.
+import type { ProtoErrorCode } from '@citysense/proto';
+
+export interface ErrorSpec {
+  status: number;
+  message: string;
+  /** The edge should send the same batch again later (503s). */
+  retryable?: boolean;
+}
+
+export const CLOUD_ERRORS = {
+  EDGE_AUTH_MISSING: {
+    status: 401,
+    message: 'The request carries no edge credential: send "Authorization: Bearer <edge token>" or a client certificate the cloud trusts.',
+  },
+  EDGE_AUTH_INVALID: {
+    status: 401,
+    message: 'The edge token is not one the cloud knows: check the edge\'s uplink token against auth.edges in the cloud config.',
+  },
+  EDGE_CERT_REFUSED: {
+    status: 401,
+    message: 'The client certificate is missing, not signed by the CA in listen.tls.ca, or its CN is not an edge in auth.edges.',
+  },
+  EDGE_ID_MISMATCH: {
+    status: 403,
+    message: 'The batch\'s edge_id is not the edge that authenticated: an edge may only upload its own batches.',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    message: 'Batches must be sent as Content-Type: application/x-protobuf.',
+  },
+  UNSUPPORTED_ENCODING: {
+    status: 415,
+    message: 'The only Content-Encoding the cloud accepts is gzip (or none).',
+  },
+  BODY_TOO_LARGE: {
+    status: 413,
+    message: 'The request body is over limits.bodyBytes: send smaller batches.',
+  },
+  INFLATED_TOO_LARGE: {
+    status: 413,
+    message: 'The gzip body inflates to more than limits.inflatedBytes: send smaller batches.',
+  },
+  BODY_NOT_GZIP: {
+    status: 400,
+    message: 'The body is declared Content-Encoding: gzip but is not valid gzip data.',
+  },
+  BODY_EMPTY: {
+    status: 400,
+    message: 'The request has no body: POST a protobuf citysense.v1.Batch.',
+  },
+  BATCH_TOO_MANY_READINGS: {
+    status: 413,
+    message: 'The batch holds more readings than limits.maxReadingsPerBatch: split it.',
+  },
+  BATCH_TOO_MANY_EVENTS: {
+    status: 413,
+    message: 'The batch holds more events than limits.maxEventsPerBatch: split it.',
+  },
+  INFLUX_UNAVAILABLE: {
+    status: 503,
+    retryable: true,
+    message: 'InfluxDB did not accept the write (unreachable, timed out or failing); nothing is lost, send the batch again after Retry-After.',
+  },
+  INFLUX_AUTH_FAILED: {
+    status: 503,
+    retryable: true,
+    message: 'InfluxDB refused the cloud\'s credentials: check INFLUX_USERNAME / INFLUX_PASSWORD; send the batch again after Retry-After.',
+  },
+  NOT_FOUND: { status: 404, message: 'No such route.' },
+  BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
+  INTERNAL: { status: 500, message: 'The cloud failed unexpectedly; the batch was not acknowledged, send it again.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type CloudErrorCode = keyof typeof CLOUD_ERRORS;
+
+/** Status for the decode errors of @citysense/proto, which keep their own codes on the wire. */
+export const PROTO_DECODE_STATUS = 400;
+export const PROTO_DECODE_CODES: readonly ProtoErrorCode[] = [
+  'BATCH_UNDECODABLE',
+  'BATCH_NO_EDGE_ID',
+  'BATCH_NO_SEQ',
+  'BATCH_BAD_FAMILY',
+  'BATCH_BAD_DEVICE',
+  'BATCH_BAD_DEVICE_REF',
+  'BATCH_BAD_KEY_REF',
+  'BATCH_BAD_VALUE',
+];
+
+/** An error the cloud answers with its catalogue status and `{error, message}`. */
+export class CloudError extends Error {
+  override name = 'CloudError';
+  readonly status: number;
+  readonly retryable: boolean;
+  constructor(
+    readonly code: CloudErrorCode,
+    /** Specifics appended to the catalogue sentence (never secrets). */
+    readonly detail?: string,
+  ) {
+    const spec: ErrorSpec = CLOUD_ERRORS[code];
+    super(detail ? `${spec.message} (${detail})` : spec.message);
+    this.status = spec.status;
+    this.retryable = spec.retryable ?? false;
+  }
+}
+
+/**
+ * Why a single reading or event was left out of the write. These travel in the Ack's `rejections`; the
+ * rest of the batch is written.
+ */
+export const REJECTION_REASONS = {
+  READING_NO_VALUES: 'The reading has no metrics.',
+  READING_BAD_METRIC_NAME: 'A metric name is not usable as an InfluxDB field (letters, digits, _ . -; starting with a letter; not time/quality or a tag name).',
+  READING_NOT_FINITE: 'A metric is NaN or infinite.',
+  READING_VALUE_TOO_LONG: 'A text metric or the quality flag is longer than limits.maxStringBytes.',
+  READING_BAD_TIMESTAMP: 'The reading\'s timestamp is not plausible (before limits.minTimestampMs or further ahead of the cloud clock than limits.maxFutureSkewMs).',
+  READING_BAD_TAG: 'A device tag has a name or value InfluxDB cannot store faithfully (control characters, backslash, empty or reserved name).',
+  EVENT_BAD_TYPE: 'The event type is empty, too long or has control characters or a backslash.',
+  EVENT_NO_ID: 'The event has no id.',
+  EVENT_BAD_TIMESTAMP: 'The event\'s timestamp is not plausible (before limits.minTimestampMs or further ahead of the cloud clock than limits.maxFutureSkewMs).',
+  EVENT_BAD_TAG: 'A device tag has a name or value InfluxDB cannot store faithfully (control characters, backslash, empty or reserved name).',
+  EVENT_TOO_LARGE: 'The event\'s attrs are longer than limits.maxStringBytes as JSON.',
+  INFLUX_REJECTED: 'InfluxDB refused this point (for example a field type conflict); the rest of the batch was written.',
+} as const;
+
+export type RejectionReason = keyof typeof REJECTION_REASONS;
+
+/** A config file or environment that cannot be used, naming where the mistake is. */
+export class CloudConfigError extends Error {
+  override name = 'CloudConfigError';
+  constructor(
+    message: string,
+    readonly issues: string[] = [],
+  ) {
+    super(issues.length ? `${message}:\n  ${issues.join('\n  ')}` : message);
+  }
+}

@@ -1,0 +1,83 @@
+// POST /v1/batches: the edge uplink. One batch's path through the cloud, step by step:
+//   authenticate (edge-auth, onRequest, before the body is read)
+//   → read the body (content-type parser: limits.bodyBytes, gunzip capped at limits.inflatedBytes)
+//   → decode (@citysense/proto) → check it is the authenticated edge's batch → check batch limits
+//   → validate each reading and event → write to InfluxDB → Ack.
+import { decodeBatch, encodeAck, type Batch } from '@citysense/proto';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { CloudConfig } from '../../config/schema.ts';
+import { CloudError } from '../../errors.ts';
+import { inflateGzip } from '../../ingest/inflate.ts';
+import { storeBatch } from '../../ingest/store-batch.ts';
+import { BatchValidator } from '../../ingest/validate.ts';
+import type { RateLimitedWarnings } from '../../log.ts';
+import { edgeAuthPlugin } from '../../plugins/edge-auth.ts';
+
+export const BATCH_CONTENT_TYPE = 'application/x-protobuf';
+
+export interface BatchesRouteOptions extends Record<string, unknown> {
+  config: CloudConfig;
+  env: Record<string, string | undefined>;
+  warnings: RateLimitedWarnings;
+  now: () => number;
+}
+
+async function readBody(req: FastifyRequest, raw: Buffer, limits: CloudConfig['limits']): Promise<Buffer> {
+  const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (encoding === 'identity' || encoding === '') return raw;
+  if (encoding === 'gzip' || encoding === 'x-gzip') return inflateGzip(raw, limits.inflatedBytes);
+  throw new CloudError('UNSUPPORTED_ENCODING', `got ${encoding.slice(0, 40)}`);
+}
+
+function checkBatchLimits(batch: Batch, limits: CloudConfig['limits']): void {
+  if (batch.readings.length > limits.maxReadingsPerBatch) {
+    throw new CloudError('BATCH_TOO_MANY_READINGS', `${batch.readings.length} > ${limits.maxReadingsPerBatch}`);
+  }
+  if (batch.events.length > limits.maxEventsPerBatch) {
+    throw new CloudError('BATCH_TOO_MANY_EVENTS', `${batch.events.length} > ${limits.maxEventsPerBatch}`);
+  }
+}
+
+export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app, opts) => {
+  const { limits } = opts.config;
+  const validator = new BatchValidator(limits, opts.now);
+
+  await app.register(edgeAuthPlugin, { auth: opts.config.auth, env: opts.env });
+
+  // Only protobuf is parsed here: any other Content-Type is refused with 415 by fastify before the body
+  // is read, and the JSON parser cannot be made to buffer a large body on this route.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(BATCH_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: limits.bodyBytes }, (req, body, done) => {
+    readBody(req, body as Buffer, limits).then(
+      (b) => done(null, b),
+      (err: Error) => done(err, undefined),
+    );
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    app.metrics.ingestSeconds.observe({ status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+
+  app.post('/v1/batches', async (req, reply) => {
+    const body = req.body;
+    if (!Buffer.isBuffer(body)) throw new CloudError('UNSUPPORTED_MEDIA_TYPE', 'no Content-Type: application/x-protobuf body');
+    if (body.length === 0) throw new CloudError('BODY_EMPTY');
+    const batch = decodeBatch(body);
+    if (batch.edgeId !== req.edgeId) {
+      throw new CloudError('EDGE_ID_MISMATCH', `authenticated as ${req.edgeId}, batch says ${batch.edgeId.slice(0, 128)}`);
+    }
+    app.metrics.batchesReceived.inc({ edge: req.edgeId });
+    checkBatchLimits(batch, limits);
+
+    const validated = validator.validate(batch);
+    for (const r of validated.rejections) {
+      opts.warnings.warn(r.code, { edge: req.edgeId, seq: batch.seq, kind: r.kind, index: r.index }, r.message);
+    }
+    const { ack, influxMessage } = await storeBatch(batch, validated, { writer: app.influx.writer, metrics: app.metrics });
+    if (influxMessage !== undefined) {
+      opts.warnings.warn('INFLUX_REJECTED', { edge: req.edgeId, seq: batch.seq, rejected: ack.rejected }, `InfluxDB refused points: ${influxMessage.slice(0, 500)}`);
+    }
+    reply.type(BATCH_CONTENT_TYPE);
+    return Buffer.from(encodeAck(ack));
+  });
+};
