@@ -196,7 +196,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   if (devices.length === 0) return usage('no devices to simulate');
 
   if (opts.writeRegistry) {
-    const text = registryYaml(devices);
+    const text = registryYaml(devices, seed);
     if (opts.writeRegistry === '-') io.stdout(text);
     else await writeFile(opts.writeRegistry, text, 'utf8');
     if (!opts.quiet && opts.writeRegistry !== '-') {

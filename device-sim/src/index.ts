@@ -15,6 +15,7 @@ export { createDeviceStream, generateMessages, type DeviceStream, type SimMessag
 export {
   DISTRICTS,
   defaultSecret,
+  drawDistrict,
   generateDevices,
   loadRegistry,
   parseDeviceSpec,

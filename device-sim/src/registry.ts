@@ -23,6 +23,18 @@ export interface GenerateOptions {
   idPrefix?: string;
 }
 
+/** The id is a topic level (`devices/{id}/telemetry`), so MQTT's separator and wildcards cannot appear. */
+export function checkId(id: string): void {
+  if (id === '' || /[/+#\s]/.test(id)) {
+    throw new Error(`device id "${id}" may not contain "/", "+", "#" or spaces (it is an MQTT topic level)`);
+  }
+}
+
+/** A device's district, drawn from the seed and its id alone. */
+export function drawDistrict(seed: number | string, id: string): string {
+  return createRng('citysense-sim-district', seed, id).pick(DISTRICTS);
+}
+
 export function defaultSecret(id: string): string {
   return `${id}-secret`;
 }
@@ -39,12 +51,13 @@ export function generateDevices(options: GenerateOptions): SimDevice[] {
     const family = getFamily(familyName);
     for (let n = 1; n <= options.perFamily; n++) {
       const id = `${prefix}${familyName}-${String(n).padStart(width, '0')}`;
+      checkId(id);
       const rng = createRng('citysense-sim-registry', options.seed, id);
       devices.push({
         id,
         family: familyName,
         secret: defaultSecret(id),
-        district: rng.pick(DISTRICTS),
+        district: drawDistrict(options.seed, id),
         tags: { model: rng.pick(family.models) },
       });
     }
@@ -61,7 +74,9 @@ export function parseDeviceSpec(spec: string): SimDevice {
   }
   const family = spec.slice(last + 1);
   getFamily(family);
-  return { id: spec.slice(0, first), secret: spec.slice(first + 1, last), family };
+  const id = spec.slice(0, first);
+  checkId(id);
+  return { id, secret: spec.slice(first + 1, last), family };
 }
 
 export interface LoadedRegistry {
@@ -77,8 +92,8 @@ function asString(value: unknown): string | undefined {
 }
 
 /**
- * Reads an edge registry: a YAML (or JSON) list of `{id, family, secret, district?, tags?}`, either at
- * the top level or under `devices:`. Entries this simulator cannot drive are reported, not fatal,
+ * Reads an edge registry: a YAML (or JSON) list of `{id, family, secret, district?, tags?}` under
+ * `devices:` (the edge's shape), or a bare list. Entries this simulator cannot drive are reported, not fatal,
  * since the edge's registry legitimately holds devices of other transports.
  */
 export function parseRegistry(text: string, source = 'registry'): LoadedRegistry {
@@ -112,7 +127,8 @@ export function parseRegistry(text: string, source = 'registry'): LoadedRegistry
       return;
     }
     if (!secret) {
-      skipped.push({ id, reason: 'no secret (not an MQTT device)' });
+      const why = e.secretSha256 !== undefined ? 'only a secretSha256 is stored' : 'no secret (not an MQTT device)';
+      skipped.push({ id, reason: why });
       return;
     }
     const device: SimDevice = { id, family, secret };
@@ -135,16 +151,20 @@ export async function loadRegistry(file: string): Promise<LoadedRegistry> {
   return parseRegistry(await readFile(file, 'utf8'), file);
 }
 
-/** The registry as YAML: a top-level list of `{id, family, secret, district, tags: {model}}`. */
-export function registryYaml(devices: readonly SimDevice[]): string {
+/**
+ * The registry as YAML in the edge's registry-file shape (edge/src/config/schema.ts):
+ * `devices:` list of `{id, family, secret, district, tags: {model}}`. The edge requires a district, so a
+ * device without one gets the seeded draw a generated device would have had.
+ */
+export function registryYaml(devices: readonly SimDevice[], seed: number | string = 0): string {
   const entries = devices.map((d) => ({
     id: d.id,
     family: d.family,
     secret: d.secret,
-    ...(d.district ? { district: d.district } : {}),
+    district: d.district ?? drawDistrict(seed, d.id),
     ...(d.tags ? { tags: d.tags } : {}),
   }));
-  return `# Written by citysense device-sim; ids and secrets match a device-sim run with the same options.\n${YAML.stringify(entries)}`;
+  return `# Written by citysense device-sim; ids and secrets match a device-sim run with the same options.\n${YAML.stringify({ devices: entries })}`;
 }
 
 export async function writeRegistry(file: string, devices: readonly SimDevice[]): Promise<void> {

@@ -78,7 +78,7 @@ function step(rng: Rng, prev: EnvironmentState, ts: number): StepResult<Environm
   // Lognormal around the mean; the −σ²/2 keeps the long-run average where the mean says.
   const stagnation = Math.exp(state.pollution - (POLLUTION_SD * POLLUTION_SD) / 2);
 
-  const pm25 = report(45 * (1 + 0.6 * winter) * state.siteParticulate * mixing * stagnation, metrics.pm25);
+  const pm25 = report(50 * (1 + 0.5 * winter) * state.siteParticulate * mixing * stagnation, metrics.pm25);
   // PM2.5 is a fraction of PM10, so PM10 is never below it, after rounding too.
   const pm10 = Math.max(report(pm25 * clamp(state.coarseRatio, 1.15, 3), metrics.pm10), Math.ceil(pm25));
   const no2 = 35 * (1 + 0.3 * winter) * state.siteTraffic * (0.7 + 0.9 * rushHour) * Math.exp(0.6 * state.pollution);
@@ -86,7 +86,7 @@ function step(rng: Rng, prev: EnvironmentState, ts: number): StepResult<Environm
   const co = 0.8 * (1 + 0.4 * winter) * (0.85 + 0.4 * rushHour) * Math.exp(0.5 * state.pollution);
   // Ozone is made by sunlight (afternoon, summer) and eaten by traffic NO, hence the NO2 titration term.
   const sun = Math.max(0, dailyCycle(ts, 14.5));
-  const o3 = (25 + 110 * (1 - 0.45 * winter) * sun) * Math.exp(state.ozone) * (1.2 - 0.2 * state.siteTraffic);
+  const o3 = (25 + 95 * (1 - 0.45 * winter) * sun) * Math.exp(state.ozone) * (1.2 - 0.2 * state.siteTraffic);
   // Quiet between about 01:00 and 05:00, busy in the day.
   const activity = clamp(0.5 + 0.6 * dailyCycle(ts, 14), 0, 1);
   const noise = state.siteNoiseBase - 8 + 12 * activity + 2 * rushHour + state.noiseAnomaly;
