@@ -1,0 +1,19 @@
+// Station password check (HJ 212-2017 PW field). Constant-time so the edge does not leak, byte by
+// byte, how much of a guessed password was right to whoever can reach its TCP port.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { HJ212_ERRORS } from './errors.ts';
+import type { Hj212Frame } from './frame.ts';
+
+export type PasswordCheck = { ok: true } | { ok: false; code: 'HJ212_BAD_PASSWORD'; message: string };
+
+export function checkPassword(frame: Pick<Hj212Frame, 'pw' | 'mn'>, expected: string): PasswordCheck {
+  // Hashing first gives equal-length inputs, so the length of the password does not leak either.
+  const a = createHash('sha256').update(String(frame.pw), 'utf8').digest();
+  const b = createHash('sha256').update(String(expected), 'utf8').digest();
+  if (timingSafeEqual(a, b)) return { ok: true };
+  return {
+    ok: false,
+    code: 'HJ212_BAD_PASSWORD',
+    message: `${HJ212_ERRORS.HJ212_BAD_PASSWORD}: MN ${frame.mn}; set the same PW on the data logger and in the device's profile`,
+  };
+}
