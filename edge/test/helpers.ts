@@ -149,7 +149,7 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
   if (!m) throw new Error(`no metric ${name}`);
   const data = await m.get();
   const hit = data.values.find(
-    (v) => (v.metricName ?? name) === name && Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val),
+    (v) => ((v as { metricName?: string }).metricName ?? name) === name && Object.entries(labels).every(([k, val]) => String((v.labels as Record<string, unknown>)[k]) === val),
   );
   return hit?.value ?? 0;
 }

@@ -9,15 +9,16 @@ const positiveInt = z.number().int().positive();
 /** MQTT topic levels must not contain wildcards or separators, so ids are kept to a safe alphabet. */
 export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const tagKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'tag names are letters, digits and _');
+// YAML reads an unquoted all-digit secret or hash as a number; say how to fix it.
+const text = () => z.string({ error: (iss) => (iss.input === undefined ? undefined : 'must be text (quote it in YAML)') });
 const RESERVED_TAGS = ['device_id', 'district', 'family'];
 
 export const deviceSchema = z
   .strictObject({
     id: z.string().regex(DEVICE_ID_PATTERN, 'device ids are 1-128 letters, digits, . _ : - (no / + #)'),
     family: z.enum(FAMILIES),
-    secret: z.string().min(8, 'secrets are at least 8 characters').optional(),
-    secretSha256: z
-      .string()
+    secret: text().min(8, 'secrets are at least 8 characters').optional(),
+    secretSha256: text()
       .regex(/^[0-9a-fA-F]{64}$/, 'secretSha256 is 64 hex digits (sha256 of the secret)')
       .optional(),
     district: z.string().min(1),
