@@ -54,6 +54,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     maxQueuedReadings: c.batch.maxQueuedReadings,
     seq,
     onQueued: (n) => metrics.queuedReadings.set(n),
+    onSealError: (err) => log.error({ err }, 'sealing a batch failed; will retry'),
   });
   const uplink = new Uplink(
     {
@@ -113,7 +114,8 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
         batcher.close();
         await uplink.close();
         await http.close();
-        if (batcher.queued > 0) log.warn({ queued: batcher.queued }, 'closed with readings/events not acknowledged by the cloud (held in memory only)');
+        // TODO(disk-queue): once the durable queue holds them, these survive the restart instead.
+        if (batcher.queued > 0) log.warn({ queued: batcher.queued }, 'closing with readings/events the cloud has not acknowledged; they were in memory only and are lost');
         log.info('edge closed');
       })();
       return closing;

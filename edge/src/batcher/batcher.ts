@@ -16,6 +16,8 @@ export interface BatcherOptions {
   now?: () => number;
   /** Told the number of items held whenever it changes (for the queued gauge). */
   onQueued?: (n: number) => void;
+  /** A seal by age failed (the seq could not be persisted); the items stay and the next timer retries. */
+  onSealError?: (err: Error) => void;
 }
 
 /** Where the uplink gets batches from. */
@@ -156,7 +158,12 @@ export class Batcher implements Sink, BatchSource {
     else if (size === 1 && !this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
-        this.seal();
+        try {
+          this.seal();
+        } catch (err) {
+          this.o.onSealError?.(err as Error);
+          this.timer ??= setTimeout(() => this.afterAdd(), this.o.maxAgeMs);
+        }
       }, this.o.maxAgeMs);
     }
   }

@@ -77,7 +77,11 @@ export class Uplink {
 
   /** Starts pulling batches from the source until close(). */
   start(source: BatchSource): void {
-    this.loop ??= this.run(source);
+    this.loop ??= this.run(source).catch((err: Error) => {
+      this.status.state = 'down';
+      this.status.lastError = `uplink stopped: ${err.message}`;
+      this.log.fatal({ err }, 'the uplink loop stopped; no batch will be sent until the edge restarts');
+    });
   }
 
   async close(): Promise<void> {
@@ -90,7 +94,16 @@ export class Uplink {
     while (!this.stop.signal.aborted) {
       const batch = await source.take();
       if (!batch) return;
-      const body = await gzip(encodeBatch(batch));
+      let body: Buffer;
+      try {
+        body = await gzip(encodeBatch(batch));
+      } catch (err) {
+        // Only a bug gets here (normalised items always encode); retrying could not help.
+        this.metrics.batchesRefused.inc({ reason: 'encode_failed' });
+        this.log.error({ err, seq: batch.seq }, `batch ${batch.seq} could not be encoded, dropping it`);
+        source.release(batch);
+        continue;
+      }
       for (let attempt = 0; ; attempt++) {
         // Closing with a batch in hand: it is not released, flush() callers learn it was not delivered.
         if (this.stop.signal.aborted) return;
