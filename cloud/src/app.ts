@@ -2,7 +2,7 @@
 // startCloud (start.ts) adds listening and the start-up steps.
 import { readFileSync } from 'node:fs';
 import { ProtoDecodeError } from '@citysense/proto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { CloudConfig } from './config/schema.ts';
 import { CloudConfigError, CloudError, PROTO_DECODE_STATUS } from './errors.ts';
 import { createLogger, RateLimitedWarnings, type Logger } from './log.ts';
@@ -80,7 +80,7 @@ export function buildApp(config: CloudConfig, opts: BuildAppOptions = {}): Fasti
   const serverOptions: FastifyServerOptions & { https?: object } = {
     loggerInstance: log,
     // One log line per request would be the busiest thing in the log; errors and refusals are logged.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Slow or stalled uploads must not hold sockets for ever.
     requestTimeout: 120_000,
     bodyLimit: 1024 * 1024,
