@@ -212,6 +212,27 @@ describe('runSim against a broker', () => {
     expect(stats.acked).toBeGreaterThanOrEqual(10);
   });
 
+  it('keeps unacknowledged messages across a broker restart and gets them acknowledged', async () => {
+    const port = Number(new URL(broker.url).port);
+    const run = runSim(quick({ families: ['nbiot'], devicesPerFamily: 2, count: 40, intervalMs: 20, reconnectPeriodMs: 50, seed: 6 }));
+    await waitFor(() => broker.received.length >= 10, 'some messages before the restart');
+    const before = [...broker.received];
+    await broker.close();
+    broker = await startBroker(undefined, port);
+    const stats = await run;
+    expect(runSucceeded(stats)).toBe(true);
+    expect(stats.acked).toBe(80);
+    // At least once: every acknowledged message reached one of the two brokers (duplicates allowed).
+    const seen = new Set([...before, ...broker.received].map((r) => `${r.topic} ${r.payload}`));
+    const all = byDevice([...before, ...broker.received]);
+    for (const [id, list] of all) {
+      const distinct = new Set((list as Payload[]).map((p) => p.ts));
+      expect(distinct.size, id).toBe(40);
+    }
+    expect(seen.size).toBe(80);
+    expect(Object.values(stats.perDevice).reduce((s, d) => s + d.acked, 0)).toBe(80);
+  });
+
   it('copes with many devices: staggered, capped connects', async () => {
     const stats = await runSim(quick({ families: ['environment'], devicesPerFamily: 200, count: 2, intervalMs: 50, connectConcurrency: 20, connectIntervalMs: 0, seed: 3 }));
     expect(runSucceeded(stats)).toBe(true);

@@ -20,7 +20,10 @@ export interface TestBroker {
 }
 
 /** `secretOf(id)` is the secret a device must present; undefined means unknown device. */
-export async function startBroker(secretOf: (id: string) => string | undefined = (id) => `${id}-secret`): Promise<TestBroker> {
+export async function startBroker(
+  secretOf: (id: string) => string | undefined = (id) => `${id}-secret`,
+  port = 0,
+): Promise<TestBroker> {
   const received: Received[] = [];
   const refused: string[] = [];
   const broker = await Aedes.createBroker({
@@ -50,10 +53,10 @@ export async function startBroker(secretOf: (id: string) => string | undefined =
     },
   });
   const server: Server = createServer(broker.handle);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `mqtt://127.0.0.1:${bound}`,
     received,
     refused,
     close: async () => {
