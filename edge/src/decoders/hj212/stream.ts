@@ -34,6 +34,8 @@ interface Skip {
   length: number;
   sample: Buffer[];
   sampled: number;
+  /** Bytes after which a skip still without `##` is reported (and a new one begins). */
+  budget: number;
 }
 
 export class Hj212StreamSplitter {
@@ -78,7 +80,8 @@ export class Hj212StreamSplitter {
       if (b.length < HJ212_HEADER_BYTES) break;
       const declared = Number(b.toString('latin1', 2, 6));
       if (declared > this.maxSegment) {
-        this.startSkip('HJ212_TOO_LONG', `a frame declaring ${declared} bytes (maximum ${this.maxSegment})`, 1);
+        // Budget the whole declared frame on top, so one oversized frame is one refusal, not two.
+        this.startSkip('HJ212_TOO_LONG', `a frame declaring ${declared} bytes (maximum ${this.maxSegment})`, 1, this.maxFrame + HJ212_HEADER_BYTES + declared + HJ212_TRAILER_BYTES);
         continue;
       }
       const crcEnd = HJ212_HEADER_BYTES + declared + 4;
@@ -136,8 +139,8 @@ export class Hj212StreamSplitter {
   }
 
   /** Throws away `consume` bytes now and everything after them up to the next `##`. */
-  private startSkip(code: Hj212ErrorCode, detail: string, consume: number): void {
-    this.skip = { code, detail, length: 0, sample: [], sampled: 0 };
+  private startSkip(code: Hj212ErrorCode, detail: string, consume: number, budget = this.maxFrame): void {
+    this.skip = { code, detail, length: 0, sample: [], sampled: 0, budget };
     this.take(consume);
   }
 
@@ -155,8 +158,10 @@ export class Hj212StreamSplitter {
 
   /** True when a `##` was found and framing can start again; false when more bytes are needed. */
   private resync(out: Hj212StreamItem[]): boolean {
-    const at = this.buf.indexOf('##', 0, 'latin1');
+    let at = this.buf.indexOf('##', 0, 'latin1');
     if (at !== -1) {
+      // In a run like `###0101`, only the last two `#` start the frame.
+      while (this.buf[at + 2] === HASH) at++;
       this.take(at);
       this.flushSkip(out);
       return true;
@@ -165,10 +170,10 @@ export class Hj212StreamSplitter {
     const keep = this.buf.length > 0 && this.buf[this.buf.length - 1] === HASH ? 1 : 0;
     this.take(this.buf.length - keep);
     // A flood with no `##` in it is still reported, once per frame's worth, so it shows in the counts.
-    if (this.skip!.length >= this.maxFrame) {
+    if (this.skip!.length >= this.skip!.budget) {
       const { code, detail } = this.skip!;
       this.flushSkip(out);
-      this.skip = { code, detail: `${detail} (continued)`, length: 0, sample: [], sampled: 0 };
+      this.skip = { code, detail: `${detail} (continued)`, length: 0, sample: [], sampled: 0, budget: this.maxFrame };
     }
     return false;
   }
