@@ -120,11 +120,11 @@ export const REJECTION_REASONS = {
   READING_NOT_FINITE: 'A metric is NaN or infinite.',
   READING_VALUE_TOO_LONG: 'A text metric or the quality flag is longer than limits.maxStringBytes.',
   READING_BAD_TIMESTAMP: 'The reading\'s timestamp is not plausible (before limits.minTimestampMs or further ahead of the cloud clock than limits.maxFutureSkewMs).',
-  READING_BAD_TAG: 'A device tag has a name or value InfluxDB cannot store faithfully (control characters, backslash, empty or reserved name).',
+  READING_BAD_TAG: 'The device id or a device tag has a name or value InfluxDB cannot store faithfully (control characters, backslash, reserved name).',
   EVENT_BAD_TYPE: 'The event type is empty, too long or has control characters or a backslash.',
   EVENT_NO_ID: 'The event has no id.',
   EVENT_BAD_TIMESTAMP: 'The event\'s timestamp is not plausible (before limits.minTimestampMs or further ahead of the cloud clock than limits.maxFutureSkewMs).',
-  EVENT_BAD_TAG: 'A device tag has a name or value InfluxDB cannot store faithfully (control characters, backslash, empty or reserved name).',
+  EVENT_BAD_TAG: 'The device id or a device tag has a name or value InfluxDB cannot store faithfully (control characters, backslash, reserved name).',
   EVENT_TOO_LARGE: 'The event\'s attrs are longer than limits.maxStringBytes as JSON.',
   INFLUX_REJECTED: 'InfluxDB refused this point (for example a field type conflict); the rest of the batch was written.',
 } as const;

@@ -40,6 +40,12 @@ function rejection(kind: Rejection['kind'], index: number, code: RejectionReason
   return { kind, index, code, message };
 }
 
+function deviceIdProblem(id: string): string | undefined {
+  if (id.length > MAX_TAG_VALUE) return `device id is longer than ${MAX_TAG_VALUE} characters`;
+  if (UNSAFE_TAG_TEXT.test(id)) return 'device id contains a control character or a backslash';
+  return undefined;
+}
+
 function tagProblem(tags: Record<string, string> | undefined): string | undefined {
   if (!tags) return undefined;
   for (const k in tags) {
@@ -62,8 +68,9 @@ export class BatchValidator {
     const out: ValidatedBatch = { readings: [], events: [], rejections: [] };
     // Devices share one tags object per batch (codec.ts), so each is checked once.
     const tagCheck = new Map<object, string | undefined>();
-    const checkTags = (tags: Record<string, string> | undefined) => {
-      if (!tags) return undefined;
+    const checkTags = (deviceId: string, tags: Record<string, string> | undefined) => {
+      const idErr = deviceIdProblem(deviceId);
+      if (idErr || !tags) return idErr;
       if (tagCheck.has(tags)) return tagCheck.get(tags);
       const p = tagProblem(tags);
       tagCheck.set(tags, p);
@@ -71,15 +78,15 @@ export class BatchValidator {
     };
 
     batch.readings.forEach((reading, index) => {
-      const tagErr = checkTags(reading.tags);
-      if (tagErr) return out.rejections.push(rejection('reading', index, 'READING_BAD_TAG', `device ${reading.deviceId}: ${tagErr}`));
+      const tagErr = checkTags(reading.deviceId, reading.tags);
+      if (tagErr) return out.rejections.push(rejection('reading', index, 'READING_BAD_TAG', `device ${JSON.stringify(reading.deviceId.slice(0, 140))}: ${tagErr}`));
       const problem = this.readingProblem(reading, now);
       if (problem) return out.rejections.push(rejection('reading', index, problem[0], problem[1]));
       out.readings.push({ index, reading });
     });
     batch.events.forEach((event, index) => {
-      const tagErr = checkTags(event.tags);
-      if (tagErr) return out.rejections.push(rejection('event', index, 'EVENT_BAD_TAG', `device ${event.deviceId}: ${tagErr}`));
+      const tagErr = checkTags(event.deviceId, event.tags);
+      if (tagErr) return out.rejections.push(rejection('event', index, 'EVENT_BAD_TAG', `device ${JSON.stringify(event.deviceId.slice(0, 140))}: ${tagErr}`));
       const problem = this.eventProblem(event, now);
       if (problem) return out.rejections.push(rejection('event', index, problem[0], problem[1]));
       out.events.push({ index, event });
