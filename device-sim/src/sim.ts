@@ -61,6 +61,8 @@ export interface DeviceStats {
   /** Per-metric sums over acknowledged telemetry only: what the far end must have stored. */
   sums: Record<string, number>;
   events: { published: number; acked: number; failed: number };
+  /** Times an established connection dropped (mqtt.js reconnects and resends what was unacknowledged). */
+  disconnects: number;
   error?: string;
 }
 
@@ -208,6 +210,7 @@ export async function runSim(options: SimOptions = {}): Promise<SimStats> {
       failed: 0,
       sums: {},
       events: { published: 0, acked: 0, failed: 0 },
+      disconnects: 0,
     };
   }
   let errorsSeen = 0;
@@ -412,6 +415,7 @@ export async function runSim(options: SimOptions = {}): Promise<SimStats> {
     options.signal?.removeEventListener('abort', onAbort);
     stop.abort();
     await Promise.all(connections.map((c) => c.close(true)));
+    for (const c of connections) stats.perDevice[c.id]!.disconnects = c.disconnects;
   }
 
   // Whatever is still outstanding was never acknowledged: count it as failed, per device and in total.

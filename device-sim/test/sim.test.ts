@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../src/cli.ts';
@@ -230,6 +233,7 @@ describe('runSim against a broker', () => {
       expect(distinct.size, id).toBe(40);
     }
     expect(seen.size).toBe(80);
+    expect(Object.values(stats.perDevice).every((d) => d.disconnects >= 1)).toBe(true);
     expect(Object.values(stats.perDevice).reduce((s, d) => s + d.acked, 0)).toBe(80);
   });
 
@@ -259,6 +263,26 @@ describe('cli against a broker', () => {
     expect(summary).toMatchObject({ published: 8, acked: 8, failed: 0, connected: 2, refused: 0, seed: 9, startTs: START_TS });
     expect(Object.keys(summary.perDevice).sort()).toEqual(['demo-env-001', 'demo-nb-001']);
     expect(err.join('')).toMatch(/done in .* published=8 acked=8/);
+  });
+
+  it('drives the devices of a registry file written by --write-registry', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'device-sim-cli-'));
+    try {
+      const file = join(dir, 'registry.yaml');
+      const quietIo = { stdout: () => undefined, stderr: () => undefined };
+      expect(await main(['--families', 'fire,nbiot', '--devices', '3', '--seed', '4', '--write-registry', file], quietIo)).toBe(0);
+      const out: string[] = [];
+      const code = await main(
+        ['--url', broker.url, '--registry', file, '--families', 'nbiot', '--devices', '2', '--count', '3', '--interval-ms', '5', '--quiet', '--json-summary'],
+        { stdout: (t) => out.push(t), stderr: () => undefined },
+      );
+      expect(code).toBe(0);
+      const summary = JSON.parse(out.join('')) as SimStats;
+      expect(Object.keys(summary.perDevice).sort()).toEqual(['sim-nbiot-0001', 'sim-nbiot-0002']);
+      expect(summary.acked).toBe(6);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('exits non-zero and names the reason when the broker refuses the secret (real process)', async () => {
