@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 describe('backoffDelay', () => {
   it('stays within [0, min(max, initial * factor^n)]', () => {
     fc.assert(
-      fc.property(fc.nat(40), fc.double({ min: 0, max: 0.9999999 }), (n, rnd) => {
+      fc.property(fc.nat(40), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (n, rnd) => {
         const d = backoffDelay(n, { initialDelayMs: 100, maxDelayMs: 5000, factor: 2 }, () => rnd);
         return d >= 0 && d <= Math.min(5000, 100 * 2 ** n);
       }),

@@ -35,12 +35,9 @@ export interface Edge {
   close(): Promise<void>;
 }
 
-function isParsed(c: EdgeConfig | EdgeConfigInput): c is EdgeConfig {
-  return Object.isFrozen(c);
-}
-
 export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: StartEdgeOptions = {}): Promise<Edge> {
-  const c = isParsed(config) ? config : parseEdgeConfig(config);
+  // Parsing is idempotent: a loaded config passes through unchanged, a partial object gets its defaults.
+  const c = parseEdgeConfig(config);
   const log = opts.logger ?? createLogger({ level: c.log.level, edgeId: c.edgeId }, opts.logDestination);
   const warn = rateLimitedWarn(log, { linesPerInterval: c.log.warnLinesPerInterval, intervalMs: c.log.warnIntervalMs });
   const metrics = createEdgeMetrics({ defaultMetrics: opts.processMetrics ?? false });
@@ -82,7 +79,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   const health = (): Health => {
     const u = uplink.status;
     return {
-      status: u.state === 'down' ? 'degraded' : 'ok',
+      status: u.state === 'down' || batcher.queued >= c.batch.maxQueuedReadings ? 'degraded' : 'ok',
       edgeId: c.edgeId,
       mqtt: { port: mqtt.port, connections: mqtt.connections() },
       uplink: { state: u.state, lastAckAt: u.lastAckAt === null ? null : new Date(u.lastAckAt).toISOString(), lastError: u.lastError },
