@@ -19,3 +19,10 @@ if [ -z "$INFLUX_URL" ] && ! command -v influxd >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# mosquitto_pub is how the README (and a test of the README's example) publishes a reading by hand.
+if ! command -v mosquitto_pub >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing Debian's mosquitto-clients (mosquitto_pub)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto-clients >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mosquitto-clients >/dev/null 2>&1; } \
+    || echo "[setup] could not install mosquitto-clients; the README's mosquitto_pub example needs it" >&2
+fi
