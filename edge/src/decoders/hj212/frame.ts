@@ -176,7 +176,7 @@ function readPartial(seg: string): Hj212Partial {
 // HJ 212-2017 §6.3.2: MN is up to 24 characters (EPC-96 as hex in 2017, 14 digits in 2005).
 const MN_RE = /^[0-9A-Za-z]{1,24}$/;
 // HJ 212-2017 §6.3.2: PW is a short printable password; 64 is a generous bound, not the standard's.
-const PW_RE = /^[\x21-\x7e]{0,64}$/;
+const PW_RE = /^[\x21-\x3c\x3e-\x7e]{0,64}$/; // printable ASCII but `=`
 const CODE_RE = /^[A-Za-z0-9][A-Za-z0-9_]{0,31}$/;
 const SUFFIX_RE = /^[A-Za-z]{1,16}$/;
 const PARAM_RE = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
@@ -273,7 +273,10 @@ function parseCp(cp: string, frame: Hj212Frame): Hj212Refusal | undefined {
       if (eq <= 0) return hj212Refusal('HJ212_BAD_FIELD', `CP piece ${JSON.stringify(pair.slice(0, 40))} is not key=value`, { field: 'CP' });
       const key = pair.slice(0, eq);
       const value = pair.slice(eq + 1);
-      if (CONTROL_RE.test(value)) return hj212Refusal('HJ212_BAD_FIELD', `the value of ${key.slice(0, 40)} has control characters`, { field: 'CP' });
+      // No value of the standard holds `=`: one inside means separators were damaged (`a=1002-Rtd=45.0`).
+      if (CONTROL_RE.test(value) || value.includes('=')) {
+        return hj212Refusal('HJ212_BAD_FIELD', `the value of ${key.slice(0, 40)} has control characters or =`, { field: 'CP' });
+      }
       const dash = key.indexOf('-');
       if (dash === -1) {
         if (!PARAM_RE.test(key)) return hj212Refusal('HJ212_BAD_FIELD', `CP key ${JSON.stringify(key.slice(0, 40))} is not a parameter name`, { field: 'CP' });

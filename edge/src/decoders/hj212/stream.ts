@@ -2,11 +2,17 @@
 // a long-lived connection, so one bad frame must cost only itself: after anything that does not fit,
 // the splitter throws away bytes up to the next `##` and carries on. It holds at most one frame.
 // Frames come out as text still to be checked with parseFrame (CRC, fields); only framing is judged here.
+import { hj212Crc } from './crc.ts';
 import { HJ212_ERRORS, type Hj212ErrorCode } from './errors.ts';
 import { HJ212_HEADER_BYTES, HJ212_MAX_SEGMENT_BYTES, HJ212_TRAILER_BYTES } from './frame.ts';
 
 export type Hj212StreamItem =
-  | { frame: string }
+  | {
+      /** The frame's text without its CRLF, for parseFrame. */
+      frame: string;
+      /** Bytes of the stream it took, CRLF included. */
+      length: number;
+    }
   | {
       /** The first bytes thrown away (at most 64), for a log line. */
       garbage: Buffer;
@@ -101,6 +107,14 @@ export class Hj212StreamSplitter {
         this.startSkip('HJ212_BAD_LENGTH', `a frame whose length field says ${declared} bytes but which does not end with CRC and CRLF there`, 1);
         continue;
       }
+      // A frame cut short and directly followed by the next one can, by chance, reach a CRLF exactly where
+      // its length says it ends, and would swallow its neighbour. A `##` inside plus a CRC that fails
+      // gives that away: skip only up to the inner `##`.
+      const inner = b.subarray(0, crcEnd).indexOf('##', 2, 'latin1');
+      if (inner !== -1 && !crcMatches(b, declared)) {
+        this.startSkip('HJ212_BAD_LENGTH', 'a frame cut short by the start of the next one', inner);
+        continue;
+      }
       let text: string;
       try {
         text = utf8.decode(b.subarray(0, crcEnd));
@@ -109,7 +123,7 @@ export class Hj212StreamSplitter {
         continue;
       }
       this.buf = b.subarray(end);
-      out.push({ frame: text });
+      out.push({ frame: text, length: end });
     }
     if (this.buf.length > 0 && this.buf.byteOffset > 0 && this.buf.length < 4096) this.buf = Buffer.from(this.buf);
     return out;
@@ -123,7 +137,7 @@ export class Hj212StreamSplitter {
       const declared = Number(b.toString('latin1', 2, 6));
       if (b.length === HJ212_HEADER_BYTES + declared + 4) {
         try {
-          out.push({ frame: utf8.decode(b) });
+          out.push({ frame: utf8.decode(b), length: b.length });
           this.buf = Buffer.alloc(0);
           return out;
         } catch {
@@ -189,6 +203,12 @@ export class Hj212StreamSplitter {
       message: `${HJ212_ERRORS[s.code]}: ${s.length} bytes skipped: ${s.detail}`,
     });
   }
+}
+
+function crcMatches(b: Buffer, declared: number): boolean {
+  const text = b.toString('latin1', HJ212_HEADER_BYTES + declared, HJ212_HEADER_BYTES + declared + 4);
+  if (!/^[0-9A-Fa-f]{4}$/.test(text)) return false;
+  return hj212Crc(b.subarray(HJ212_HEADER_BYTES, HJ212_HEADER_BYTES + declared)) === parseInt(text, 16);
 }
 
 function indexOfCrlf(b: Buffer, from: number, to: number): number {
