@@ -57,7 +57,8 @@ export async function waitFor(what: string, probe: () => Promise<boolean> | bool
   }
 }
 
-function configText(dir: string, httpPort: number, rpcPort: number, httpLog: boolean): string {
+/** influxd's config for a private instance: loopback only, data under `dir`, no reporting, no self-monitoring. */
+export function influxdConfig(dir: string, httpPort: number, rpcPort: number, httpLog = false): string {
   return `reporting-disabled = true
 bind-address = "127.0.0.1:${rpcPort}"
 [meta]
@@ -87,7 +88,7 @@ export async function startInfluxd(opts: InfluxdOptions): Promise<Influxd> {
   const rpcPort = await freePort();
   mkdirSync(opts.dir, { recursive: true });
   const confPath = join(opts.dir, 'influxdb.conf');
-  writeFileSync(confPath, configText(opts.dir, port, rpcPort, opts.httpLog ?? false));
+  writeFileSync(confPath, influxdConfig(opts.dir, port, rpcPort, opts.httpLog ?? false));
   const log = createWriteStream(join(opts.dir, 'influxd.log'), { flags: 'a' });
   const child = spawn('influxd', ['run', '-config', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(log);
