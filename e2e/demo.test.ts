@@ -1,0 +1,70 @@
+// The README's first minutes: `npm start` brings the stack up (its own influxd included), a reading
+// published with Debian's mosquitto_pub as demo-env-001 is queryable in InfluxDB, Ctrl-C stops it all.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, influxQuery, rows, waitFor } from '../scripts/influxd.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+let demo: ChildProcess;
+let out = '';
+let exit: Promise<number | null>;
+const ports = { influx: 0, cloud: 0, mqtt: 0, http: 0 };
+let dataDir: string;
+
+beforeAll(async () => {
+  for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
+  dataDir = mkdtempSync(join(tmpdir(), 'citysense-demo-test-'));
+  const env = { ...process.env, CITYSENSE_DATA_DIR: dataDir, CITYSENSE_INFLUX_PORT: String(ports.influx), CITYSENSE_CLOUD_PORT: String(ports.cloud), CITYSENSE_EDGE_MQTT_PORT: String(ports.mqtt), CITYSENSE_EDGE_HTTP_PORT: String(ports.http) };
+  delete env.INFLUX_URL;
+  demo = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['scripts/demo.ts', '--sim-devices', '1', '--interval-ms', '1000'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  demo.stdout!.on('data', (c) => (out += String(c)));
+  demo.stderr!.on('data', (c) => (out += String(c)));
+  exit = new Promise((r) => demo.once('exit', (code) => r(code)));
+  await waitFor('the demo banner', () => out.includes('citysense demo is running') || demo.exitCode !== null, 90_000);
+  if (!out.includes('citysense demo is running')) throw new Error(`the demo did not start:\n${out}`);
+}, 120_000);
+
+afterAll(async () => {
+  if (demo && demo.exitCode === null) demo.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('npm start (the demo stack)', () => {
+  it('a reading published with mosquitto_pub as demo-env-001 is queryable in InfluxDB', async () => {
+    const which = spawnSync('sh', ['-c', 'command -v mosquitto_pub']);
+    expect(which.status, 'mosquitto_pub is missing: scripts/setup.sh installs Debian\'s mosquitto-clients').toBe(0);
+    const ts = Date.now() - 2000;
+    const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(ports.mqtt), '-u', 'demo-env-001', '-P', 'demo-env-001-secret', '-q', '1', '-t', 'devices/demo-env-001/telemetry', '-m', JSON.stringify({ ts, metrics: { pm25: 35.2, pm10: 61 } })], { encoding: 'utf8' });
+    expect(pub.status, pub.stderr).toBe(0);
+    const url = `http://127.0.0.1:${ports.influx}`;
+    let found: Record<string, unknown>[] = [];
+    await waitFor('the point in InfluxDB', async () => {
+      found = rows(await influxQuery(url, 'citysense', `SELECT * FROM environment WHERE device_id = 'demo-env-001' AND time = ${ts}ms`));
+      return found.length === 1;
+    }, 15_000);
+    expect(found[0]).toMatchObject({ time: ts, device_id: 'demo-env-001', district: 'jinshui', pm25: 35.2, pm10: 61 });
+  });
+
+  it('the simulators of every MQTT family are writing', async () => {
+    const url = `http://127.0.0.1:${ports.influx}`;
+    for (const m of ['environment', 'fire', 'nbiot']) {
+      await waitFor(`simulated ${m} readings`, async () => rows(await influxQuery(url, 'citysense', `SELECT count(*) FROM ${m}`)).length > 0, 30_000);
+    }
+  });
+
+  it('Ctrl-C stops every part: the process exits 0 and the ports close', async () => {
+    demo.kill('SIGINT');
+    expect(await exit).toBe(0);
+    for (const port of [ports.influx, ports.cloud, ports.mqtt, ports.http]) {
+      const open = await new Promise<boolean>((r) => {
+        const s = createConnection({ host: '127.0.0.1', port }, () => (s.destroy(), r(true)));
+        s.on('error', () => r(false));
+      });
+      expect(open, `port ${port} still open`).toBe(false);
+    }
+  }, 60_000);
+});
