@@ -30,7 +30,8 @@ const scaleArb = fc.oneof(fc.constantFrom(0.1, 0.01, 0.001, 10, -1, 0.5), fc.dou
 const bound = fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e9, max: 1e9 });
 
 /** One field, valid by construction; its name is fixed later so names stay unique. */
-const fieldArb = fc.constantFrom(...FIELD_TYPES).chain((type) => {
+type RawField = Record<string, unknown>;
+const fieldArb = fc.constantFrom(...FIELD_TYPES).chain((type): fc.Arbitrary<RawField> => {
   const common = { offset: fc.nat({ max: 40 }) };
   if (type === 'hex' || type === 'ascii') return fc.record({ ...common, type: fc.constant(type), length: fc.integer({ min: 1, max: 16 }) });
   if (type === 'bits') {
@@ -65,7 +66,10 @@ const layoutArb = fc
     return clean({
       ...l,
       match: l.match,
-      fields: l.fields.map((f, i) => clean({ ...f, name: `f${i}`, bits: 'bits' in f && f.bits ? f.bits.map((b, j) => ({ name: `f${i}_b${j}`, bit: b.bit })) : undefined })),
+      fields: l.fields.map((f, i) => {
+        const bits = f['bits'] as Array<{ bit: number }> | undefined;
+        return clean({ ...f, name: `f${i}`, bits: bits?.map((b, j) => ({ name: `f${i}_b${j}`, bit: b.bit })) });
+      }),
     });
   });
 
