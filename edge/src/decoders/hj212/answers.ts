@@ -20,7 +20,10 @@ export const QN_RTN = {
 } as const;
 export type QnRtn = (typeof QN_RTN)[keyof typeof QN_RTN];
 
-/** 9012 execution result, ExeRtn (HJ 212-2017 execution-result code table). */
+/**
+ * 9012 execution result, ExeRtn. protocols.md names ExeRtn but not its values; these three are the
+ * HJ 212-2017 table as commonly quoted (1 success, 2 failed, 100 no data): check before relying on them.
+ */
 export const EXE_RTN = { ok: 1, failed: 2, noData: 100 } as const;
 export type ExeRtn = (typeof EXE_RTN)[keyof typeof EXE_RTN];
 

@@ -76,7 +76,7 @@ export function parseFrame(text: string, opts: ParseFrameOptions = {}): Hj212Res
 export function parseFrameBytes(bytes: Uint8Array, opts: ParseFrameOptions = {}): Hj212Result {
   const max = opts.maxSegmentBytes ?? HJ212_MAX_SEGMENT_BYTES;
   if (bytes.length < HJ212_HEADER_BYTES || bytes[0] !== HASH || bytes[1] !== HASH) {
-    return hj212Refusal('HJ212_BAD_HEADER', `starts with ${JSON.stringify(preview(bytes, 0, 6))}`);
+    return hj212Refusal('HJ212_BAD_HEADER', `starts with ${JSON.stringify(ascii(bytes, 0, 6))}`);
   }
   const lenText = ascii(bytes, 2, 6);
   if (!/^\d{4}$/.test(lenText)) {
@@ -315,8 +315,4 @@ export function chinaTimeToMs(text: string): number | undefined {
 
 function ascii(bytes: Uint8Array, from: number, to: number): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1', from, Math.min(to, bytes.length));
-}
-
-function preview(bytes: Uint8Array, from: number, to: number): string {
-  return ascii(bytes, from, to);
 }
