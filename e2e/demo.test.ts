@@ -18,7 +18,7 @@ let dataDir: string;
 beforeAll(async () => {
   for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
   dataDir = mkdtempSync(join(tmpdir(), 'citysense-demo-test-'));
-  const env = { ...process.env, CITYSENSE_DATA_DIR: dataDir, CITYSENSE_INFLUX_PORT: String(ports.influx), CITYSENSE_CLOUD_PORT: String(ports.cloud), CITYSENSE_EDGE_MQTT_PORT: String(ports.mqtt), CITYSENSE_EDGE_HTTP_PORT: String(ports.http) };
+  const env: NodeJS.ProcessEnv = { ...process.env, CITYSENSE_DATA_DIR: dataDir, CITYSENSE_INFLUX_PORT: String(ports.influx), CITYSENSE_CLOUD_PORT: String(ports.cloud), CITYSENSE_EDGE_MQTT_PORT: String(ports.mqtt), CITYSENSE_EDGE_HTTP_PORT: String(ports.http) };
   delete env.INFLUX_URL;
   demo = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['scripts/demo.ts', '--sim-devices', '1', '--interval-ms', '1000'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   demo.stdout!.on('data', (c) => (out += String(c)));
