@@ -237,6 +237,21 @@ describe('bad input costs nothing else', () => {
     expect(await count('environment', `WHERE device_id =~ /^val-/`)).toBe(2);
   });
 
+  it('rejects an event without type or id and writes the others of the batch', async () => {
+    const ev = (id: string, type: string) => ({ deviceId: 'evt-dev', family: 'fire' as const, ts: T0 + 20, type, attrs: {}, priority: 'alarm' as const, id, tags: { district: 'erqi' } });
+    const b = batch(EDGE_A.id, [envReading('evt-mix', T0 + 20, { pm25: 3 })], [ev('e-ok', 'gas_alarm'), ev('e-notype', ''), ev('', 'fault'), ev('e-bs', 'bad\\type')]);
+    const res = await post(protobuf(b), batchHeaders(EDGE_A.token));
+    expect(res.statusCode).toBe(200);
+    const ack = decodeAck(res.rawPayload);
+    expect(ack).toMatchObject({ accepted: 2, rejected: 3 });
+    expect(ack.rejections.map((r) => [r.kind, r.index, r.code])).toEqual([
+      ['event', 1, 'EVENT_BAD_TYPE'],
+      ['event', 2, 'EVENT_NO_ID'],
+      ['event', 3, 'EVENT_BAD_TYPE'],
+    ]);
+    expect(await influx.query(`SELECT id FROM events WHERE device_id = 'evt-dev'`)).toEqual([{ time: T0 + 20, id: 'e-ok' }]);
+  });
+
   it('reports points InfluxDB refuses for a field type conflict as INFLUX_REJECTED and keeps the rest', async () => {
     const first = batch(EDGE_A.id, [envReading('conflict', T0 + 1, { mode: 'auto' })]);
     expect((await post(protobuf(first), batchHeaders(EDGE_A.token))).statusCode).toBe(200);

@@ -15,8 +15,16 @@ let dir: string;
 let influx: TestInflux;
 const pem = (name: string) => readFileSync(join(dir, name));
 
+// Another global set-up of the run (node-opcua's PKI) can leave OPENSSL_CONF naming a file that does not
+// exist ("undefined"); the CLI then refuses to start, so it gets the system's default configuration.
+const opensslEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'OPENSSL_CONF'));
+
 function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: opensslEnv });
+  } catch (err) {
+    throw new Error(`openssl ${args.join(' ')} failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+  }
 }
 
 /** Key and certificate `name`, signed by `ca` (self-signed when ca is undefined). */
