@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadEdgeConfig, parseEdgeConfig } from '../src/index.ts';
 import { loadRegistryFile } from '../src/registry/registry.ts';
+import { loadProfiles } from '../src/profiles/load.ts';
+
+const PROFILES = loadProfiles([]);
 
 const dir = mkdtempSync(join(tmpdir(), 'citysense-edge-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,7 +35,7 @@ describe('example configs', () => {
     expect(c.mqtt.port).toBe(1883);
     expect(c.http.port).toBe(8081);
     expect(c.cloud.url).toBe('http://127.0.0.1:8080');
-    const reg = loadRegistryFile(c.registry.file!);
+    const reg = loadRegistryFile(c.registry.file!, PROFILES);
     expect(reg.size).toBe(4);
     expect(reg.get('demo-fire-001')?.secretSha256).toBeDefined();
     expect(reg.get('demo-elev-001')?.secretSha256).toBeUndefined();
@@ -86,25 +89,25 @@ describe('config errors name the path of the mistake', () => {
 describe('registry file errors', () => {
   it('name the file, the line and the path', () => {
     const p = file('reg.yaml', 'devices:\n  - id: a1\n    family: fire\n    district: x\n  - id: a2\n    family: lava\n    district: x\n');
-    const msg = errorOf(() => loadRegistryFile(p));
+    const msg = errorOf(() => loadRegistryFile(p, PROFILES));
     expect(msg).toContain('REGISTRY_INVALID');
     expect(msg).toMatch(new RegExp(`reg\\.yaml:6: devices\\[1\\]\\.family: invalid option`, 'i'));
   });
 
   it('refuse duplicate ids, and both secret and secretSha256', () => {
     const dup = file('dup.json', JSON.stringify({ devices: [{ id: 'a', family: 'fire', district: 'x' }, { id: 'a', family: 'fire', district: 'y' }] }));
-    expect(errorOf(() => loadRegistryFile(dup))).toContain('devices[1].id: duplicate device id "a" (also devices[0])');
+    expect(errorOf(() => loadRegistryFile(dup, PROFILES))).toContain('devices[1].id: duplicate device id "a" (also devices[0])');
     const both = file(
       'both.yaml',
       `devices:\n  - id: a\n    family: fire\n    district: x\n    secret: abcdefgh\n    secretSha256: "${'0'.repeat(64)}"\n`,
     );
-    expect(errorOf(() => loadRegistryFile(both))).toContain('devices[0]: give secret or secretSha256, not both');
+    expect(errorOf(() => loadRegistryFile(both, PROFILES))).toContain('devices[0]: give secret or secretSha256, not both');
     const unquoted = file('unquoted.yaml', `devices:\n  - id: a\n    family: fire\n    district: x\n    secret: 12345678\n`);
-    expect(errorOf(() => loadRegistryFile(unquoted))).toContain('unquoted.yaml:5: devices[0].secret: must be text (quote it in YAML)');
+    expect(errorOf(() => loadRegistryFile(unquoted, PROFILES))).toContain('unquoted.yaml:5: devices[0].secret: must be text (quote it in YAML)');
   });
 
   it('refuse device ids that would escape their MQTT topic', () => {
     const p = file('wild.yaml', 'devices:\n  - id: "a/#"\n    family: fire\n    district: x\n');
-    expect(errorOf(() => loadRegistryFile(p))).toContain('devices[0].id');
+    expect(errorOf(() => loadRegistryFile(p, PROFILES))).toContain('devices[0].id');
   });
 });

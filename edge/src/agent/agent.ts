@@ -7,6 +7,7 @@ import { parseEdgeConfig } from '../config/load.ts';
 import { createLogger, rateLimitedWarn } from '../log.ts';
 import { createEdgeMetrics } from '../metrics.ts';
 import { buildRegistry, loadRegistryFile } from '../registry/registry.ts';
+import { loadProfiles } from '../profiles/load.ts';
 import { openSeq } from '../state/seq.ts';
 import { Batcher } from '../batcher/batcher.ts';
 import { Uplink } from '../outputs/uplink/uplink.ts';
@@ -42,7 +43,8 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   const warn = rateLimitedWarn(log, { linesPerInterval: c.log.warnLinesPerInterval, intervalMs: c.log.warnIntervalMs });
   const metrics = createEdgeMetrics({ defaultMetrics: opts.processMetrics ?? false });
 
-  const registry = c.registry.file ? loadRegistryFile(c.registry.file) : buildRegistry(c.registry.devices ?? [], 'config', 'registry.devices');
+  const profiles = loadProfiles(c.profiles.dirs);
+  const registry = c.registry.file ? loadRegistryFile(c.registry.file, profiles) : buildRegistry(c.registry.devices ?? [], 'config', profiles, 'registry.devices');
   const seq = openSeq(c.dataDir, c.seq.reserveBlock);
   const batcher = new Batcher({
     edgeId: c.edgeId,
@@ -74,7 +76,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     warn,
     normalise: { ...c.normalise, alarmTypes: c.events.alarmTypes, warningTypes: c.events.warningTypes },
   });
-  const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage: ingest, metrics, log, warn });
+  const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage: ingest.mqtt, metrics, log, warn });
 
   const health = (): Health => {
     const u = uplink.status;

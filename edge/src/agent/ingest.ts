@@ -1,46 +1,141 @@
-// One device message through the pipeline's pure stages: decode (generic JSON profile) → normalise →
-// sink. Bad input is counted and logged at a bounded rate, and costs nothing else.
-import type { DeviceEvent, Reading } from '@citysense/proto';
+// One device message through the pipeline's pure stages: decode (by the device's profile: JSON, binary
+// layout, HJ 212) → profile (names, units, ranges, value-based events) → normalise (clock skew, names,
+// duplicates) → sink. Bad input is counted and logged at a bounded rate, and costs nothing else: the
+// valid values and readings around it go on.
+import type { DeviceEvent, MetricValue, Reading } from '@citysense/proto';
 import type { Device } from '../registry/registry.ts';
 import type { EdgeMetrics } from '../metrics.ts';
 import type { RateLimitedWarn } from '../log.ts';
 import type { Sink } from '../sink.ts';
 import type { TopicKind } from '../inputs/mqtt-broker/auth.ts';
-import { decodeEvent, decodeTelemetry, type ValueRejection } from '../decoders/json/json.ts';
+import { MESSAGE_REJECT, decodeEvent, decodeTelemetry, type DecodedEvent, type ValueRejection } from '../decoders/json/json.ts';
+import { decodeBinary } from '../decoders/binary/index.ts';
+import { frameToReadings, parseFrameBytes, type Hj212Frame } from '../decoders/hj212/index.ts';
 import { normaliseEvent, normaliseReading, type NormaliseOptions } from '../processors/normalise.ts';
+import type { RawSample } from '../profiles/apply.ts';
 
-const NONE: readonly never[] = [];
+/** An event a decoder produced itself (a GB 26875 state change), before normalising. */
+export interface DecodedDeviceEvent extends DecodedEvent {
+  priority?: DeviceEvent['priority'];
+}
 
-export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLimitedWarn; normalise: NormaliseOptions }) {
+export interface Ingest {
+  /** A message an authenticated device published on its own topic. Resolves once the sink holds it. */
+  mqtt(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number): Promise<void>;
+  /** Samples from an input that decoded them itself (HJ 212 over TCP, OPC-UA). */
+  samples(device: Device, samples: readonly RawSample[], receivedAt: number, events?: readonly DecodedDeviceEvent[]): Promise<void>;
+  /** An HJ 212 frame whose MN and password the caller has checked; refusals of single values are counted here. */
+  hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void>;
+}
+
+export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLimitedWarn; normalise: NormaliseOptions }): Ingest {
   const { metrics, warn } = o;
+  /** The last reading accepted per device, to drop exact repeats (a QoS 1 redelivery, a DTU resend). */
+  const last = new Map<string, { ts: number; values: Record<string, MetricValue> }>();
 
-  const countValues = (device: Device, rejected: readonly ValueRejection[]) => {
+  const countValues = (device: Device, rejected: readonly { name: string; reason: string }[]) => {
     for (const r of rejected) {
       metrics.valuesRejected.inc({ device: device.id, reason: r.reason });
       warn(`value_${r.reason}`, { device: device.id, metric: r.name.slice(0, 64) }, `value refused: ${r.reason}`);
     }
   };
-  const rejectMessage = (device: Device, kind: TopicKind, reason: string, detail: string) => {
+  const rejectMessage = (device: Device, kind: string, reason: string, detail: string) => {
     metrics.messagesRejected.inc({ device: device.id, reason });
-    warn(`message_${reason}`, { device: device.id, kind, detail }, `message refused: ${reason}`);
+    warn(`message_${reason}`, { device: device.id, kind, detail: detail.slice(0, 200) }, `message refused: ${reason}`);
   };
 
-  return async function ingest(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number): Promise<void> {
-    if (kind === 'telemetry') {
-      const d = decodeTelemetry(payload);
-      if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
-      const n = normaliseReading(device, d.value, receivedAt, o.normalise);
-      countValues(device, n.rejected);
-      if (!n.ok) return rejectMessage(device, kind, n.reason, n.detail);
-      await o.sink.accept([n.item] as Reading[], NONE);
-      metrics.readingsReceived.inc({ family: device.family });
-      return;
+  const isRepeat = (device: Device, r: Reading): boolean => {
+    const prev = last.get(device.id);
+    if (!prev || prev.ts !== r.ts) return false;
+    const a = Object.keys(prev.values);
+    if (a.length !== Object.keys(r.values).length) return false;
+    return a.every((k) => Object.is(prev.values[k], r.values[k]));
+  };
+
+  /** Profile → normalise → sink for one device's samples and events, in one hand-off. */
+  async function deliver(device: Device, samples: readonly RawSample[], decodedEvents: readonly DecodedDeviceEvent[], receivedAt: number, kind: string) {
+    const readings: Reading[] = [];
+    const events: DeviceEvent[] = [];
+    for (const s of samples) {
+      const out = device.profile.apply(device.id, s);
+      countValues(device, out.rejected);
+      let ts = s.ts ?? receivedAt;
+      if (Object.keys(out.values).length > 0) {
+        const n = normaliseReading(device, { ts: s.ts, values: out.values, rejected: [], quality: out.quality }, receivedAt, o.normalise);
+        countValues(device, n.rejected);
+        if (!n.ok) {
+          rejectMessage(device, kind, n.reason, n.detail);
+          continue;
+        }
+        if (isRepeat(device, n.item)) {
+          rejectMessage(device, kind, MESSAGE_REJECT.duplicate, `same time and values as the previous reading (ts ${n.item.ts})`);
+          continue;
+        }
+        ts = n.item.ts;
+        readings.push(n.item);
+      } else if (out.rejected.length > 0 && out.events.length === 0) {
+        rejectMessage(device, kind, MESSAGE_REJECT.noValidValues, 'every value of the message was refused');
+      }
+      for (const e of out.events) {
+        const n = normaliseEvent(device, { ts, type: e.type, attrs: e.attrs }, receivedAt, o.normalise, e.priority);
+        if (n.ok) events.push(n.item);
+        else rejectMessage(device, 'event', n.reason, n.detail);
+      }
     }
-    const d = decodeEvent(payload);
-    if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
-    const n = normaliseEvent(device, d.value, receivedAt, o.normalise);
-    if (!n.ok) return rejectMessage(device, kind, n.reason, n.detail);
-    await o.sink.accept(NONE, [n.item] as DeviceEvent[]);
-    metrics.eventsReceived.inc({ type: n.item.type });
+    for (const d of decodedEvents) {
+      const n = normaliseEvent(device, d, receivedAt, o.normalise, d.priority);
+      if (n.ok) events.push(n.item);
+      else rejectMessage(device, 'event', n.reason, n.detail);
+    }
+    if (readings.length === 0 && events.length === 0) return;
+    await o.sink.accept(readings, events);
+    const lastReading = readings[readings.length - 1];
+    if (lastReading) last.set(device.id, { ts: lastReading.ts, values: lastReading.values });
+    if (readings.length) metrics.readingsReceived.inc({ family: device.family }, readings.length);
+    for (const e of events) metrics.eventsReceived.inc({ type: e.type });
+  }
+
+  async function hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void> {
+    const r = frameToReadings(frame);
+    for (const refusal of r.refusals) countValues(device, [{ name: refusal.item ?? frame.cn, reason: refusal.code }]);
+    await deliver(device, r.readings, [], receivedAt, 'hj212');
+  }
+
+  return {
+    async mqtt(device, kind, payload, receivedAt) {
+      if (kind === 'events') {
+        const d = decodeEvent(payload);
+        if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
+        return deliver(device, [], [d.value], receivedAt, kind);
+      }
+      const p = device.profile.profile;
+      switch (p.format) {
+        case 'json': {
+          const d = decodeTelemetry(payload, p.json ?? undefined);
+          if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
+          countValues(device, d.value.rejected);
+          if (Object.keys(d.value.values).length === 0) return rejectMessage(device, kind, MESSAGE_REJECT.noMetrics, 'no usable metric value in the message');
+          return deliver(device, [{ ts: d.value.ts, values: d.value.values }], [], receivedAt, kind);
+        }
+        case 'binary': {
+          const d = decodeBinary(payload, p.binary!);
+          countValues(device, d.refusals.filter((r) => r.field !== undefined).map((r) => ({ name: r.field!, reason: r.code })));
+          const whole = d.refusals.find((r) => r.field === undefined);
+          if (Object.keys(d.values).length === 0) return rejectMessage(device, kind, whole?.code ?? MESSAGE_REJECT.noValidValues, whole?.message ?? 'no value decoded');
+          return deliver(device, [{ values: d.values }], [], receivedAt, kind);
+        }
+        case 'hj212': {
+          // An HJ 212 station behind a DTU: the frame is the payload; the MQTT login already authenticated it.
+          const r = parseFrameBytes(payload);
+          if (!r.ok) return rejectMessage(device, kind, r.code, r.message);
+          if (device.hj212 && r.frame.mn !== device.hj212.mn) return rejectMessage(device, kind, 'HJ212_WRONG_MN', `frame MN ${r.frame.mn} is not this device's`);
+          return hj212Frame(device, r.frame, receivedAt);
+        }
+        default:
+          return rejectMessage(device, kind, MESSAGE_REJECT.undecodable, `profile ${p.id} (format ${p.format}) does not arrive over MQTT`);
+      }
+    },
+    samples: (device, samples, receivedAt, events = []) => deliver(device, samples, events, receivedAt, 'samples'),
+    hj212Frame,
   };
 }

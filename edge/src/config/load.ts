@@ -79,6 +79,7 @@ function validate(
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(src.baseDir, p));
   c.dataDir = abs(c.dataDir);
   if (c.registry.file) c.registry.file = abs(c.registry.file);
+  c.profiles.dirs = c.profiles.dirs.map(abs);
   const tls = c.uplink.tls;
   if (tls) {
     if (tls.ca) tls.ca = abs(tls.ca);

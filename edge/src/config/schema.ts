@@ -26,7 +26,24 @@ export const deviceSchema = z
       .record(tagKey, z.string())
       .refine((t) => !RESERVED_TAGS.some((k) => k in t), { message: `tags may not set ${RESERVED_TAGS.join(', ')}` })
       .optional(),
-    profile: z.enum(['generic-json']).default('generic-json'),
+    /** The device's model: how its data arrives and decodes (edge/profiles/, docs/profiles.md). */
+    profile: z.string().min(1).default('generic-json'),
+    /** For HJ 212 stations: the station's MN and its access password (PW). */
+    hj212: z
+      .strictObject({
+        mn: z.string().regex(/^[0-9A-Za-z]{1,24}$/, 'an MN is 1-24 letters and digits (24 hex in HJ 212-2017, 14 digits in 2005)'),
+        password: z.string().min(1).max(64).optional(),
+        passwordSha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'passwordSha256 is 64 hex digits').optional(),
+      })
+      .refine((h) => !(h.password !== undefined && h.passwordSha256 !== undefined), { message: 'give password or passwordSha256, not both' })
+      .optional(),
+    /** For devices read over OPC-UA: which server, and the values of the profile's NodeId placeholders. */
+    opcua: z
+      .strictObject({
+        server: z.string().min(1),
+        vars: z.record(z.string(), z.string()).default({}),
+      })
+      .optional(),
   })
   .refine((d) => !(d.secret !== undefined && d.secretSha256 !== undefined), {
     message: 'give secret or secretSha256, not both',
@@ -108,6 +125,12 @@ export const edgeConfigSchema = z
           .array(z.string().min(1))
           .default(['fire_alarm', 'smoke_alarm', 'gas_alarm', 'entrapment', 'heat_alarm', 'water_leak', 'flood_alarm']),
         warningTypes: z.array(z.string().min(1)).default(['fault', 'supervisory']),
+      })
+      .prefault({}),
+    profiles: z
+      .strictObject({
+        /** Folders of extra profile files, besides the built-in edge/profiles/. */
+        dirs: z.array(z.string().min(1)).default([]),
       })
       .prefault({}),
     seq: z.strictObject({ reserveBlock: positiveInt.default(1000) }).prefault({}),

@@ -61,10 +61,13 @@ export function normaliseReading(device: Device, d: DecodedTelemetry, now: numbe
   if (count === 0) {
     return { ok: false, reason: MESSAGE_REJECT.noMetrics, detail: 'no valid metric value in the message', rejected };
   }
-  return { ok: true, item: { deviceId: device.id, family: device.family, ts, values, tags: { ...device.tags } }, rejected };
+  const item: Reading = { deviceId: device.id, family: device.family, ts, values, tags: { ...device.tags } };
+  if (d.quality) item.quality = d.quality;
+  return { ok: true, item, rejected };
 }
 
-export function normaliseEvent(device: Device, d: DecodedEvent, now: number, o: NormaliseOptions): Normalised<DeviceEvent> {
+/** `priority`, when given, is the profile's word for this event and wins over the type lists. */
+export function normaliseEvent(device: Device, d: DecodedEvent, now: number, o: NormaliseOptions, priority?: DeviceEvent['priority']): Normalised<DeviceEvent> {
   const ts = d.ts ?? now;
   const skew = checkTs(ts, now, o);
   if (skew) return { ok: false, ...skew, rejected: [] };
@@ -79,7 +82,7 @@ export function normaliseEvent(device: Device, d: DecodedEvent, now: number, o: 
       ts,
       type: d.type,
       attrs,
-      priority: priorityOf(d.type, o),
+      priority: priority ?? priorityOf(d.type, o),
       id: eventId(device.id, d.ts, d.type, attrs),
       tags: { ...device.tags },
     },

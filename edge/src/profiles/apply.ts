@@ -98,8 +98,11 @@ export class ProfileRuntime {
         }
       }
       values[name] = v;
-      const flag = sample.flags?.[raw];
-      if (flag && flag !== 'N') values[`${name}_flag`] = flag;
+    }
+    // HJ 212 flags one parameter (its Rtd, or its Min/Avg/Max together): a non-normal flag is kept as
+    // `<metric>_flag` so a dashboard can tell a calibration value from a measured one.
+    for (const [raw, flag] of Object.entries(sample.flags ?? {})) {
+      if (flag && flag !== 'N') values[`${this.resolve(raw).name}_flag`] = flag;
     }
     let quality = sample.quality;
     if (flagged) quality = quality ? `${quality},${OUT_OF_RANGE_QUALITY}` : OUT_OF_RANGE_QUALITY;

@@ -7,6 +7,8 @@ import type { Family } from '@citysense/proto';
 import { EdgeError } from '../errors.ts';
 import { registryFileSchema, type DeviceEntry } from '../config/schema.ts';
 import { formatIssues } from '../config/issues.ts';
+import type { ProfileRuntime } from '../profiles/apply.ts';
+import type { ProfileSet } from '../profiles/load.ts';
 
 export interface Device {
   id: string;
@@ -14,38 +16,78 @@ export interface Device {
   district: string;
   /** district plus the registry's extra tags: what every reading and event of this device carries. */
   tags: Readonly<Record<string, string>>;
-  profile: 'generic-json';
+  /** The device's model: decoding, naming, ranges, value-based events. */
+  profile: ProfileRuntime;
   /** sha256 of the MQTT secret; undefined = the device has no MQTT login (e.g. read over OPC-UA). */
   secretSha256: Buffer | undefined;
+  /** HJ 212 stations: MN and the sha256 of the access password (PW). */
+  hj212?: { mn: string; passwordSha256: Buffer | undefined };
+  /** OPC-UA devices: the server and the values of the profile's NodeId placeholders. */
+  opcua?: { server: string; vars: Readonly<Record<string, string>> };
 }
 
 export interface DeviceRegistry {
   get(id: string): Device | undefined;
+  /** The HJ 212 station with this MN. */
+  byMn(mn: string): Device | undefined;
+  all(): Iterable<Device>;
   readonly size: number;
 }
 
-function toDevice(d: DeviceEntry): Device {
+const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+function toDevice(d: DeviceEntry, profile: ProfileRuntime): Device {
   const secretSha256 =
     d.secretSha256 !== undefined
       ? Buffer.from(d.secretSha256, 'hex')
       : d.secret !== undefined
-        ? createHash('sha256').update(d.secret, 'utf8').digest()
+        ? sha256(d.secret)
         : undefined;
-  return Object.freeze({
+  const model = profile.profile.model;
+  const device: Device = {
     id: d.id,
     family: d.family,
     district: d.district,
-    tags: Object.freeze({ ...d.tags, district: d.district }),
-    profile: d.profile,
+    tags: Object.freeze({ ...(model ? { model } : {}), ...d.tags, district: d.district }),
+    profile,
     secretSha256,
-  });
+  };
+  if (d.hj212) {
+    const pw = d.hj212.passwordSha256 !== undefined ? Buffer.from(d.hj212.passwordSha256, 'hex') : d.hj212.password !== undefined ? sha256(d.hj212.password) : undefined;
+    device.hj212 = { mn: d.hj212.mn, passwordSha256: pw };
+  }
+  if (d.opcua) device.opcua = Object.freeze({ server: d.opcua.server, vars: Object.freeze({ ...d.opcua.vars }) });
+  return Object.freeze(device);
+}
+
+/** A device's entry must fit its profile: family, and the addressing its input needs. */
+function checkAgainstProfile(d: DeviceEntry, p: ProfileRuntime['profile'], at: string): string | undefined {
+  if (p.family && p.family !== d.family) return `${at}.family: profile "${p.id}" is for ${p.family} devices, not ${d.family}`;
+  if (p.input === 'hj212-tcp' && !d.hj212) return `${at}.hj212: profile "${p.id}" arrives over the HJ 212 listener: give hj212.mn (and hj212.password)`;
+  if (p.input === 'opcua' && !d.opcua) return `${at}.opcua: profile "${p.id}" is read over OPC-UA: give opcua.server (and opcua.vars)`;
+  if (p.input === 'opcua' && p.opcua) {
+    for (const [metric, node] of Object.entries(p.opcua.nodes)) {
+      for (const m of node.matchAll(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) {
+        if (d.opcua?.vars[m[1]!] === undefined) return `${at}.opcua.vars.${m[1]}: profile "${p.id}" needs it for ${metric} (${node})`;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Builds a registry from validated entries; duplicate ids are refused with both positions. */
-export function buildRegistry(entries: readonly DeviceEntry[], source: string, pathPrefix = 'devices'): DeviceRegistry {
+export function buildRegistry(entries: readonly DeviceEntry[], source: string, profiles: ProfileSet, pathPrefix = 'devices'): DeviceRegistry {
   const byId = new Map<string, Device>();
+  const byMn = new Map<string, Device>();
   const firstIndex = new Map<string, number>();
   entries.forEach((e, i) => {
+    const at = `${pathPrefix}[${i}]`;
+    const profile = profiles.get(e.profile);
+    if (!profile) {
+      throw new EdgeError('PROFILE_UNKNOWN', `${source}: ${at}.profile: no profile "${e.profile}" (known: ${profiles.ids().join(', ')})`);
+    }
+    const misfit = checkAgainstProfile(e, profile.profile, at);
+    if (misfit) throw new EdgeError('REGISTRY_INVALID', `${source}: ${misfit}`);
     const prev = firstIndex.get(e.id);
     if (prev !== undefined) {
       throw new EdgeError(
@@ -54,12 +96,18 @@ export function buildRegistry(entries: readonly DeviceEntry[], source: string, p
       );
     }
     firstIndex.set(e.id, i);
-    byId.set(e.id, toDevice(e));
+    const device = toDevice(e, profile);
+    byId.set(e.id, device);
+    if (device.hj212) {
+      const other = byMn.get(device.hj212.mn);
+      if (other) throw new EdgeError('REGISTRY_INVALID', `${source}: ${at}.hj212.mn: MN ${device.hj212.mn} is also ${other.id}'s`);
+      byMn.set(device.hj212.mn, device);
+    }
   });
-  return { get: (id) => byId.get(id), size: byId.size };
+  return { get: (id) => byId.get(id), byMn: (mn) => byMn.get(mn), all: () => byId.values(), size: byId.size };
 }
 
-export function loadRegistryFile(file: string): DeviceRegistry {
+export function loadRegistryFile(file: string, profiles: ProfileSet): DeviceRegistry {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -75,5 +123,5 @@ export function loadRegistryFile(file: string): DeviceRegistry {
   if (!r.success) {
     throw new EdgeError('REGISTRY_INVALID', '\n' + formatIssues(r.error.issues, { name: file, doc, lines }).join('\n'));
   }
-  return buildRegistry(r.data.devices, file);
+  return buildRegistry(r.data.devices, file, profiles);
 }

@@ -5,6 +5,9 @@ import type { MetricValue } from '@citysense/proto';
 /** Why a whole message was refused. Stable: metric labels and docs use them. */
 export const MESSAGE_REJECT = {
   malformedJson: 'malformed_json',
+  duplicate: 'duplicate',
+  undecodable: 'undecodable',
+  noValidValues: 'no_valid_values',
   notAnObject: 'not_an_object',
   badTs: 'bad_ts',
   noMetrics: 'no_metrics',
@@ -35,7 +38,17 @@ export interface DecodedTelemetry {
   ts: number | undefined;
   values: Record<string, MetricValue>;
   rejected: ValueRejection[];
+  /** A data-quality flag from the source, carried as the reading's `quality`. */
+  quality?: string | undefined;
 }
+
+/** Where a device model keeps its time and metrics (the profile's `json` section). */
+export interface JsonLayout {
+  metricsKey: string;
+  tsKey: string;
+  tsUnit: 'ms' | 's';
+}
+const CONTRACT_LAYOUT: JsonLayout = { metricsKey: 'metrics', tsKey: 'ts', tsUnit: 'ms' };
 
 export interface DecodedEvent {
   ts: number | undefined;
@@ -64,12 +77,13 @@ function parseTs(ts: unknown): Decoded<number | undefined> {
   return { ok: true, value: ts };
 }
 
-export function decodeTelemetry(payload: Uint8Array): Decoded<DecodedTelemetry> {
+export function decodeTelemetry(payload: Uint8Array, layout: JsonLayout = CONTRACT_LAYOUT): Decoded<DecodedTelemetry> {
   const o = parseObject(payload);
   if (!o.ok) return o;
-  const ts = parseTs(o.value.ts);
+  const rawTs = o.value[layout.tsKey];
+  const ts = parseTs(layout.tsUnit === 's' && typeof rawTs === 'number' ? Math.round(rawTs * 1000) : rawTs);
   if (!ts.ok) return ts;
-  const metrics = o.value.metrics;
+  const metrics = o.value[layout.metricsKey];
   if (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics)) {
     return { ok: false, reason: MESSAGE_REJECT.noMetrics, detail: 'metrics must be an object of name: value' };
   }
