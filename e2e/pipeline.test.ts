@@ -83,7 +83,7 @@ describe('sensor → edge → cloud → InfluxDB', () => {
   it('every reading device-sim had acknowledged is in InfluxDB: count and value sums per device', async () => {
     const stats = await runSim({
       url: stack.mqttUrl,
-      devices: DEVICES.map((d) => ({ id: d.id, secret: d.secret, family: d.family })),
+      devices: DEVICES.map((d) => ({ id: d.id, secret: d.secret!, family: d.family })),
       count: 40,
       intervalMs: 5,
       seed: 42,

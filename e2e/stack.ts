@@ -13,9 +13,12 @@ import { testInflux, type TestInflux } from './setup/influx.ts';
 export interface StackDevice {
   id: string;
   family: 'environment' | 'fire' | 'nbiot' | 'elevator';
-  secret: string;
+  secret?: string;
   district: string;
   tags?: Record<string, string>;
+  profile?: string;
+  hj212?: { mn: string; password?: string };
+  opcua?: { server: string; vars?: Record<string, string> };
 }
 
 export interface Stack {
@@ -54,6 +57,7 @@ export async function startStack(name: string, devices: StackDevice[], edgeOverr
       dataDir,
       mqtt: { host: '127.0.0.1', port: 0 },
       http: { host: '127.0.0.1', port: 0 },
+      hj212: { host: '127.0.0.1', port: 0 },
       registry: { devices },
       cloud: { url: cloud.url, token: EDGE_TOKEN },
       batch: { maxAgeMs: 50 },

@@ -13,6 +13,7 @@ import { Batcher } from '../batcher/batcher.ts';
 import { Uplink } from '../outputs/uplink/uplink.ts';
 import { createIngest } from './ingest.ts';
 import { startMqttBroker } from '../inputs/mqtt-broker/server.ts';
+import { startHj212Listener } from '../inputs/hj212-tcp/server.ts';
 import { startHttpServer, type Health } from '../http/server.ts';
 
 export interface StartEdgeOptions {
@@ -27,6 +28,8 @@ export interface StartEdgeOptions {
 export interface Edge {
   readonly edgeId: string;
   readonly mqttPort: number;
+  /** The HJ 212 listener's port (undefined when hj212.enabled is false). */
+  readonly hj212Port: number | undefined;
   readonly httpPort: number;
   readonly metrics: Registry;
   health(): Health;
@@ -77,6 +80,9 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     normalise: { ...c.normalise, alarmTypes: c.events.alarmTypes, warningTypes: c.events.warningTypes },
   });
   const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage: ingest.mqtt, metrics, log, warn });
+  const hj212 = c.hj212.enabled
+    ? await startHj212Listener({ ...c.hj212, registry, ingest, metricsRegistry: metrics.registry, log, warn })
+    : undefined;
 
   const health = (): Health => {
     const u = uplink.status;
@@ -84,6 +90,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
       status: u.state === 'down' || batcher.queued >= c.batch.maxQueuedReadings ? 'degraded' : 'ok',
       edgeId: c.edgeId,
       mqtt: { port: mqtt.port, connections: mqtt.connections() },
+      hj212: hj212 ? { port: hj212.port, connections: hj212.connections() } : null,
       uplink: { state: u.state, lastAckAt: u.lastAckAt === null ? null : new Date(u.lastAckAt).toISOString(), lastError: u.lastError },
       queuedReadings: batcher.queued,
     };
@@ -95,6 +102,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   return {
     edgeId: c.edgeId,
     mqttPort: mqtt.port,
+    hj212Port: hj212?.port,
     httpPort: http.port,
     metrics: metrics.registry,
     health,
@@ -110,6 +118,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     close() {
       closing ??= (async () => {
         await mqtt.close();
+        await hj212?.close();
         batcher.close();
         await uplink.close();
         await http.close();

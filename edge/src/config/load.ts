@@ -14,6 +14,7 @@ export const ENV_OVERRIDES = [
   { env: 'CITYSENSE_CLOUD_URL', path: ['cloud', 'url'], type: 'string' },
   { env: 'CITYSENSE_EDGE_MQTT_PORT', path: ['mqtt', 'port'], type: 'number' },
   { env: 'CITYSENSE_EDGE_HTTP_PORT', path: ['http', 'port'], type: 'number' },
+  { env: 'CITYSENSE_EDGE_HJ212_PORT', path: ['hj212', 'port'], type: 'number' },
   { env: 'CITYSENSE_EDGE_DATA_DIR', path: ['dataDir'], type: 'string' },
   { env: 'CITYSENSE_EDGE_LOG_LEVEL', path: ['log', 'level'], type: 'string' },
 ] as const;
@@ -80,6 +81,10 @@ function validate(
   c.dataDir = abs(c.dataDir);
   if (c.registry.file) c.registry.file = abs(c.registry.file);
   c.profiles.dirs = c.profiles.dirs.map(abs);
+  if (c.hj212.tls) {
+    c.hj212.tls.cert = abs(c.hj212.tls.cert);
+    c.hj212.tls.key = abs(c.hj212.tls.key);
+  }
   const tls = c.uplink.tls;
   if (tls) {
     if (tls.ca) tls.ca = abs(tls.ca);

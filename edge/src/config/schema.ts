@@ -70,6 +70,18 @@ export const edgeConfigSchema = z
         connectTimeoutMs: positiveInt.default(30_000),
       })
       .prefault({}),
+    hj212: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        host: z.string().default('0.0.0.0'),
+        port: port.default(6212),
+        maxConnections: positiveInt.default(2_000),
+        idleTimeoutMs: positiveInt.default(2 * 3600_000),
+        /** HJ 212-2017 allows 1024 bytes of data segment; some stations send longer minute data. */
+        maxSegmentBytes: positiveInt.default(1024),
+        tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      })
+      .prefault({}),
     http: z
       .strictObject({
         host: z.string().default('0.0.0.0'),

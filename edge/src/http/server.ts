@@ -7,6 +7,7 @@ export interface Health {
   status: 'ok' | 'degraded';
   edgeId: string;
   mqtt: { port: number; connections: number };
+  hj212: { port: number; connections: number } | null;
   uplink: { state: 'up' | 'down' | 'unknown'; lastAckAt: string | null; lastError: string | null };
   queuedReadings: number;
 }
