@@ -28,6 +28,12 @@ export interface Ingest {
   hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void>;
 }
 
+const HEX_TEXT = /^(?:0x)?[0-9A-Fa-f]{2}(?:[\s:]*(?:0x)?[0-9A-Fa-f]{2})*\s*$/;
+/** NB-IoT platforms and DTUs often forward a frame as hex text; raw frames are rarely all hex digits. */
+function looksLikeHex(payload: Buffer): boolean {
+  return payload.length >= 2 && payload.length <= 4096 && HEX_TEXT.test(payload.toString('latin1'));
+}
+
 export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLimitedWarn; normalise: NormaliseOptions }): Ingest {
   const { metrics, warn } = o;
   /** The last reading accepted per device, to drop exact repeats (a QoS 1 redelivery, a DTU resend). */
@@ -118,7 +124,8 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
           return deliver(device, [{ ts: d.value.ts, values: d.value.values }], [], receivedAt, kind);
         }
         case 'binary': {
-          const d = decodeBinary(payload, p.binary!);
+          const hex = p.binaryEncoding === 'hex' || (p.binaryEncoding === 'auto' && looksLikeHex(payload));
+          const d = decodeBinary(hex ? payload.toString('latin1') : payload, p.binary!);
           countValues(device, d.refusals.filter((r) => r.field !== undefined).map((r) => ({ name: r.field!, reason: r.code })));
           const whole = d.refusals.find((r) => r.field === undefined);
           if (Object.keys(d.values).length === 0) return rejectMessage(device, kind, whole?.code ?? MESSAGE_REJECT.noValidValues, whole?.message ?? 'no value decoded');

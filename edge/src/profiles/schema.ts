@@ -87,6 +87,8 @@ export const profileSchema = z
     format: z.enum(FORMATS),
     json: jsonFormatSchema.optional(),
     binary: binaryLayoutSchema.optional(),
+    /** How a binary frame travels in the MQTT payload: raw bytes, hex text, or `auto` (hex text when it reads as hex). */
+    binaryEncoding: z.enum(['auto', 'raw', 'hex']).default('auto'),
     hj212: hj212FormatSchema.optional(),
     opcua: opcuaFormatSchema.optional(),
     metrics: z.record(metricName, metricSchema).default({}),
