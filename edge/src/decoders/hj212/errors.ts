@@ -13,6 +13,9 @@ export const HJ212_ERRORS = {
   HJ212_BAD_VALUE: 'a value that must be a number is not one; the other items of the frame went on',
   HJ212_UNSUPPORTED_CN: 'the command code carries no readings (only 2011, 2051, 2061 and 2031 do)',
   HJ212_BAD_PASSWORD: "the frame's PW does not match the password configured for the station",
+  HJ212_UNKNOWN_MN: 'no station with this MN is registered for the HJ 212 listener',
+  HJ212_WRONG_MN: "an MQTT device sent a frame with another station's MN",
+  HJ212_TOO_MANY_CONNECTIONS: 'the listener already holds hj212.maxConnections connections',
 } as const;
 
 export type Hj212ErrorCode = keyof typeof HJ212_ERRORS;
