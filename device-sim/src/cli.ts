@@ -4,8 +4,22 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { familyNames, getFamily } from './families/index.ts';
-import { generateDevices, loadRegistry, parseDeviceSpec, registryYaml, type SimDevice } from './registry.ts';
-import { DEFAULT_URL, runSim, runSucceeded, type SimOptions, type SimStats } from './sim.ts';
+import { readFile } from 'node:fs/promises';
+import { generateDevices, parseDeviceSpec } from './registry.ts';
+import { scenarioNames } from './scenarios/index.ts';
+import {
+  DEFAULT_URL,
+  generateProfileDevices,
+  parseProfiledRegistry,
+  profiledRegistryYaml,
+  runSim,
+  runSucceeded,
+  SIM_PROFILE_NAMES,
+  type ProfiledDevice,
+  type SimOptions,
+  type SimStats,
+} from './sim.ts';
+import { DEFAULT_HJ212_HOST, DEFAULT_HJ212_PORT } from './transports/hj212-tcp.ts';
 
 export const EXIT_OK = 0;
 /** The run happened but something was refused, unreachable or unacknowledged. */
@@ -60,7 +74,23 @@ function familyList(value: string): string[] {
   return names;
 }
 
-function deviceSpec(value: string, previous: SimDevice[] = []): SimDevice[] {
+function profileList(value: string): string[] {
+  const names = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) throw new InvalidArgumentError('expected at least one profile');
+  for (const name of names) {
+    if (!SIM_PROFILE_NAMES.includes(name)) throw new InvalidArgumentError(`unknown profile "${name}" (known: ${SIM_PROFILE_NAMES.join(', ')})`);
+  }
+  return names;
+}
+
+function hostPort(value: string): { host: string; port: number } {
+  const m = /^(?:(.*):)?(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port > 0 && port < 65536)) throw new InvalidArgumentError('expected host:port (or a port)');
+  return { host: m[1] || DEFAULT_HJ212_HOST, port };
+}
+
+function deviceSpec(value: string, previous: ProfiledDevice[] = []): ProfiledDevice[] {
   try {
     return [...previous, parseDeviceSpec(value)];
   } catch (err) {
@@ -71,6 +101,7 @@ function deviceSpec(value: string, previous: SimDevice[] = []): SimDevice[] {
 interface CliOptions {
   url: string;
   families?: string[];
+  profiles?: string[];
   devices?: number;
   intervalMs?: number;
   rate?: number;
@@ -84,8 +115,14 @@ interface CliOptions {
   idPrefix: string;
   registry?: string;
   writeRegistry?: string;
-  device?: SimDevice[];
+  device?: ProfiledDevice[];
   events?: boolean;
+  hj212: { host: string; port: number };
+  hj212TimeoutMs: number;
+  hj212Retries: number;
+  nbHex?: boolean;
+  nbHeartbeatMs?: number;
+  scenario?: string;
   jsonSummary?: boolean;
   quiet?: boolean;
   connectConcurrency: number;
@@ -99,6 +136,7 @@ function buildProgram(io: CliIo): Command {
     .description('Simulated citysense sensors publishing the MQTT generic JSON profile.')
     .option('--url <url>', 'broker (the edge) to connect to', DEFAULT_URL)
     .option('--families <list>', `comma-separated families (${familyNames.join(', ')})`, familyList)
+    .option('--profiles <list>', `comma-separated device models (${SIM_PROFILE_NAMES.join(', ')})`, profileList)
     .option('--devices <n>', 'devices per family (default 1)', positiveInt)
     .option('--interval-ms <ms>', 'period of each device (default 1000)', positiveNumber)
     .option('--rate <msgs/s>', 'total telemetry messages per second over all devices', positiveNumber)
@@ -114,6 +152,15 @@ function buildProgram(io: CliIo): Command {
     .option('--write-registry <file>', "write the registry for this run's devices ('-' for stdout) and exit")
     .option('--device <id:secret:family>', 'an explicit device (repeatable)', deviceSpec)
     .option('--events', 'also publish events (fire alarms, faults, low battery) to devices/{id}/events')
+    .option('--hj212 <host:port>', "the edge's HJ 212 TCP listener for hj212-air-station devices", hostPort, {
+      host: DEFAULT_HJ212_HOST,
+      port: DEFAULT_HJ212_PORT,
+    })
+    .option('--hj212-timeout-ms <ms>', 'HJ 212: wait this long for the 9014 answer before sending again', positiveInt, 10_000)
+    .option('--hj212-retries <n>', 'HJ 212: times a frame is sent again before it counts as failed', nonNegativeInt, 3)
+    .option('--nb-hex', 'NB-IoT devices send their frames as hex text instead of raw bytes')
+    .option('--nb-heartbeat-ms <ms>', 'NB-IoT: simulated time between heartbeats (default: every step); alarms go at once', positiveInt)
+    .addOption(new Option('--scenario <name>', 'play a scenario against the devices').choices([...scenarioNames]))
     .option('--json-summary', 'print the final statistics as JSON on stdout')
     .option('--quiet', 'no progress line and no summary line on stderr (errors are still printed)')
     .option('--connect-concurrency <n>', 'connection attempts in flight at once', positiveInt, 50)
@@ -124,31 +171,40 @@ function buildProgram(io: CliIo): Command {
     .exitOverride();
 }
 
-async function chooseDevices(opts: CliOptions, seed: number): Promise<{ devices: SimDevice[]; notices: string[] }> {
+async function chooseDevices(opts: CliOptions, seed: number): Promise<{ devices: ProfiledDevice[]; notices: string[] }> {
   const notices: string[] = [];
   const explicit = opts.device ?? [];
-  let devices: SimDevice[];
+  let devices: ProfiledDevice[];
   if (opts.registry) {
-    const loaded = await loadRegistry(opts.registry);
+    const loaded = parseProfiledRegistry(await readFile(opts.registry, 'utf8'), opts.registry);
     for (const s of loaded.skipped) notices.push(`registry: skipping ${s.id}: ${s.reason}`);
-    devices = loaded.devices.filter((d) => !opts.families || opts.families.includes(d.family));
+    // --families and --profiles select from the file: a device is kept when either names it.
+    const selecting = opts.families !== undefined || opts.profiles !== undefined;
+    devices = loaded.devices.filter(
+      (d) =>
+        !selecting ||
+        (d.profile !== undefined && d.profile !== 'generic-json'
+          ? (opts.profiles?.includes(d.profile) ?? false) || (opts.profiles === undefined && (opts.families?.includes(d.family) ?? false))
+          : (opts.families?.includes(d.family) ?? false)),
+    );
     if (opts.devices !== undefined) {
-      const perFamily = new Map<string, number>();
+      const perGroup = new Map<string, number>();
       devices = devices.filter((d) => {
-        const n = (perFamily.get(d.family) ?? 0) + 1;
-        perFamily.set(d.family, n);
+        const group = d.profile && d.profile !== 'generic-json' ? `profile:${d.profile}` : d.family;
+        const n = (perGroup.get(group) ?? 0) + 1;
+        perGroup.set(group, n);
         return n <= opts.devices!;
       });
     }
   } else if (explicit.length > 0) {
     devices = [];
   } else {
-    devices = generateDevices({
-      families: opts.families ?? familyNames,
-      perFamily: opts.devices ?? 1,
-      seed,
-      idPrefix: opts.idPrefix,
-    });
+    // --profiles alone runs only those models; --families (or neither) adds the generic JSON families.
+    const families = opts.families ?? (opts.profiles ? [] : familyNames);
+    devices = [
+      ...generateDevices({ families, perFamily: opts.devices ?? 1, seed, idPrefix: opts.idPrefix }),
+      ...generateProfileDevices({ profiles: opts.profiles ?? [], perProfile: opts.devices ?? 1, seed, idPrefix: opts.idPrefix }),
+    ];
   }
   return { devices: [...devices, ...explicit], notices };
 }
@@ -160,6 +216,31 @@ function summaryLine(stats: SimStats, deviceCount: number): string {
     `unreachable=${stats.unreachable} events=${stats.events.acked}/${stats.events.published} seed=${stats.seed} ` +
     `start-ts=${stats.startTs}`
   );
+}
+
+/** HJ 212 link counts and the scenario's outcome, when there are any. */
+function detailLines(stats: SimStats): string[] {
+  const lines: string[] = [];
+  const hj = { sent: 0, answered: 0, retried: 0, failed: 0, refused: 0 };
+  let stations = 0;
+  for (const d of Object.values(stats.perDevice)) {
+    if (!d.hj212) continue;
+    stations += 1;
+    for (const k of Object.keys(hj) as Array<keyof typeof hj>) hj[k] += d.hj212[k];
+  }
+  if (stations > 0) {
+    lines.push(
+      `[device-sim] hj212 stations=${stations}: sent=${hj.sent} answered=${hj.answered} retried=${hj.retried} failed=${hj.failed} refused=${hj.refused}`,
+    );
+  }
+  if (stats.scenario) {
+    const faults = Object.entries(stats.scenario.faults).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(' ');
+    lines.push(
+      `[device-sim] scenario ${stats.scenario.name}: ${stats.scenario.executed.length} step(s) run, ${stats.scenario.pending.length} not reached` +
+        (faults ? `; faults sent: ${faults}` : ''),
+    );
+  }
+  return lines;
 }
 
 /** Runs the CLI and returns its exit code; never calls process.exit itself. */
@@ -185,7 +266,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   }
 
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
-  let devices: SimDevice[];
+  let devices: ProfiledDevice[];
   try {
     const chosen = await chooseDevices(opts, seed);
     devices = chosen.devices;
@@ -196,7 +277,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   if (devices.length === 0) return usage('no devices to simulate');
 
   if (opts.writeRegistry) {
-    const text = registryYaml(devices, seed);
+    const text = profiledRegistryYaml(devices, seed);
     if (opts.writeRegistry === '-') io.stdout(text);
     else await writeFile(opts.writeRegistry, text, 'utf8');
     if (!opts.quiet && opts.writeRegistry !== '-') {
@@ -225,6 +306,12 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   if (opts.duration !== undefined) simOptions.durationMs = opts.duration * 1000;
   if (opts.startTs !== undefined) simOptions.startTs = opts.startTs;
   if (opts.simStepMs !== undefined) simOptions.simStepMs = opts.simStepMs;
+  simOptions.hj212 = opts.hj212;
+  simOptions.hj212AnswerTimeoutMs = opts.hj212TimeoutMs;
+  simOptions.hj212Retries = opts.hj212Retries;
+  if (opts.nbHex) simOptions.nbHex = true;
+  if (opts.nbHeartbeatMs !== undefined) simOptions.nbHeartbeatMs = opts.nbHeartbeatMs;
+  if (opts.scenario !== undefined) simOptions.scenario = opts.scenario;
   if (io.signal) simOptions.signal = io.signal;
 
   let stats: SimStats;
@@ -233,7 +320,10 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   } catch (err) {
     return usage((err as Error).message);
   }
-  if (!opts.quiet) io.stderr(`${summaryLine(stats, devices.length)}\n`);
+  if (!opts.quiet) {
+    io.stderr(`${summaryLine(stats, devices.length)}\n`);
+    for (const line of detailLines(stats)) io.stderr(`${line}\n`);
+  }
   if (opts.jsonSummary) io.stdout(`${JSON.stringify(stats)}\n`);
   return runSucceeded(stats) ? EXIT_OK : EXIT_RUN_FAILED;
 }

@@ -41,3 +41,49 @@ export {
   type Qos,
 } from './transports/mqtt.ts';
 export { formatProgress, startProgress, type ProgressOptions, type ProgressSnapshot } from './progress.ts';
+export {
+  DEFAULT_HJ212_PASSWORD,
+  deviceKind,
+  generateProfileDevices,
+  parseProfiledRegistry,
+  profiledRegistryYaml,
+  SIM_PROFILE_NAMES,
+  SIM_PROFILES,
+  type GenerateProfileOptions,
+  type ProfiledDevice,
+} from './sim.ts';
+// HJ 212 stations: frames, generator, the TCP/DTU link.
+export {
+  buildDataFrame,
+  chinaTime,
+  crc212,
+  crc212Hex,
+  frameText,
+  qnOf,
+  readAnswer,
+  FrameSplitter,
+  type BuiltFrame,
+  type DataFlag,
+  type DataFrameInput,
+  type ParamValues,
+} from './protocols/hj212.ts';
+export { createStation, IntervalAggregator, STATION_CODES, STATION_PARAMS, type StationReading } from './stations/station.ts';
+export { generateMn, StationFramer, type StationFrame, type StationIdentity } from './stations/framer.ts';
+export {
+  DEFAULT_ANSWER_TIMEOUT_MS,
+  DEFAULT_HJ212_PORT,
+  DEFAULT_RETRIES,
+  Hj212DtuLink,
+  Hj212Refused,
+  Hj212TcpClient,
+  publishRaw,
+  type Hj212Counts,
+  type Hj212Link,
+  type Hj212TcpOptions,
+} from './transports/hj212-tcp.ts';
+// NB-IoT binary devices.
+export { encodeBinary, frameLength, quantize, type EncodeOptions, type LayoutValue } from './protocols/binary-layout.ts';
+export { createNbDevice, NB_CONDITIONS, type NbDevice, type NbFrame, type NbOptions } from './nbiot/devices.ts';
+export { isNbProfile, loadNbProfile, NB_PROFILES, type NbProfile, type NbProfileInfo } from './nbiot/profiles.ts';
+// Scenarios.
+export * from './scenarios/index.ts';
