@@ -73,7 +73,7 @@ export function encodeBinary(layout: BinaryLayout, values: Readonly<Record<strin
       continue;
     }
     const value = typeof v === 'number' ? v : typeof v === 'boolean' ? Number(v) : 0;
-    if (!opts.allowOutOfRange && ((f.min !== undefined && value < f.min) || (f.max !== undefined && value > f.max))) {
+    if (v !== undefined && !opts.allowOutOfRange && ((f.min !== undefined && value < f.min) || (f.max !== undefined && value > f.max))) {
       throw new RangeError(`${f.name}: ${value} is outside ${f.min ?? '-∞'}..${f.max ?? '∞'}`);
     }
     const raw = (value - (f.add ?? 0)) / (f.scale ?? 1);
