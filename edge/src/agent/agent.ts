@@ -28,6 +28,8 @@ export interface StartEdgeOptions {
 export interface Edge {
   readonly edgeId: string;
   readonly mqttPort: number;
+  /** MQTT over TLS, when mqtt.tls is configured. */
+  readonly mqttTlsPort: number | undefined;
   /** The HJ 212 listener's port (undefined when hj212.enabled is false). */
   readonly hj212Port: number | undefined;
   readonly httpPort: number;
@@ -102,6 +104,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   return {
     edgeId: c.edgeId,
     mqttPort: mqtt.port,
+    mqttTlsPort: mqtt.tlsPort,
     hj212Port: hj212?.port,
     httpPort: http.port,
     metrics: metrics.registry,

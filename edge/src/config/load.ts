@@ -81,6 +81,11 @@ function validate(
   c.dataDir = abs(c.dataDir);
   if (c.registry.file) c.registry.file = abs(c.registry.file);
   c.profiles.dirs = c.profiles.dirs.map(abs);
+  if (c.mqtt.tls) {
+    c.mqtt.tls.cert = abs(c.mqtt.tls.cert);
+    c.mqtt.tls.key = abs(c.mqtt.tls.key);
+    if (c.mqtt.tls.ca) c.mqtt.tls.ca = abs(c.mqtt.tls.ca);
+  }
   if (c.hj212.tls) {
     c.hj212.tls.cert = abs(c.hj212.tls.cert);
     c.hj212.tls.key = abs(c.hj212.tls.key);

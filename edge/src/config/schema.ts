@@ -68,6 +68,18 @@ export const edgeConfigSchema = z
         maxConnections: positiveInt.default(10_000),
         maxPacketBytes: positiveInt.default(65_536),
         connectTimeoutMs: positiveInt.default(30_000),
+        maxConnectsPerSecond: positiveInt.default(500),
+        connectBurst: positiveInt.default(2_000),
+        tls: z
+          .strictObject({
+            host: z.string().default('0.0.0.0'),
+            port: port.default(8883),
+            cert: z.string().min(1),
+            key: z.string().min(1),
+            ca: z.string().min(1).optional(),
+            requireClientCert: z.boolean().default(false),
+          })
+          .optional(),
       })
       .prefault({}),
     hj212: z
@@ -129,6 +141,11 @@ export const edgeConfigSchema = z
         maxPastAgeMs: positiveInt.default(7 * 24 * 3600_000),
         maxMetricsPerMessage: positiveInt.default(256),
         maxStringValueLength: positiveInt.default(1024),
+        /**
+         * A timestamp outside the window: `reject` the reading, or `flag` it: keep it at the edge's receive
+         * time with quality `clock_skew` and the device's own time as the field `device_ts`.
+         */
+        clockSkew: z.enum(['reject', 'flag']).default('reject'),
       })
       .prefault({}),
     events: z

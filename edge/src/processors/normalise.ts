@@ -12,11 +12,15 @@ import {
 } from '../decoders/json/json.ts';
 import { eventId, priorityOf } from './event-identity.ts';
 
+/** Quality mark of a reading kept at the edge's receive time because its own time was implausible. */
+export const CLOCK_SKEW_QUALITY = 'clock_skew';
+
 export interface NormaliseOptions {
   maxFutureSkewMs: number;
   maxPastAgeMs: number;
   maxMetricsPerMessage: number;
   maxStringValueLength: number;
+  clockSkew: 'reject' | 'flag';
   alarmTypes: readonly string[];
   warningTypes: readonly string[];
 }
@@ -44,10 +48,17 @@ export function normaliseReading(device: Device, d: DecodedTelemetry, now: numbe
   if (names.length + d.rejected.length > o.maxMetricsPerMessage) {
     return { ok: false, reason: MESSAGE_REJECT.tooManyMetrics, detail: `more than ${o.maxMetricsPerMessage} metrics`, rejected: [] };
   }
-  const ts = d.ts ?? now;
-  const skew = checkTs(ts, now, o);
-  if (skew) return { ok: false, ...skew, rejected: [] };
+  let ts = d.ts ?? now;
+  let quality = d.quality;
   const values: Record<string, MetricValue> = {};
+  const skew = checkTs(ts, now, o);
+  if (skew) {
+    if (o.clockSkew === 'reject') return { ok: false, ...skew, rejected: [] };
+    // Kept, at the time the edge received it, and marked: a sensor with a dead clock still reports.
+    values.device_ts = ts;
+    ts = now;
+    quality = quality ? `${quality},${CLOCK_SKEW_QUALITY}` : CLOCK_SKEW_QUALITY;
+  }
   let count = 0;
   for (const name of names) {
     const v = d.values[name]!;
@@ -62,16 +73,22 @@ export function normaliseReading(device: Device, d: DecodedTelemetry, now: numbe
     return { ok: false, reason: MESSAGE_REJECT.noMetrics, detail: 'no valid metric value in the message', rejected };
   }
   const item: Reading = { deviceId: device.id, family: device.family, ts, values, tags: { ...device.tags } };
-  if (d.quality) item.quality = d.quality;
+  if (quality) item.quality = quality;
   return { ok: true, item, rejected };
 }
 
 /** `priority`, when given, is the profile's word for this event and wins over the type lists. */
 export function normaliseEvent(device: Device, d: DecodedEvent, now: number, o: NormaliseOptions, priority?: DeviceEvent['priority']): Normalised<DeviceEvent> {
-  const ts = d.ts ?? now;
+  let ts = d.ts ?? now;
   const skew = checkTs(ts, now, o);
-  if (skew) return { ok: false, ...skew, rejected: [] };
-  const attrs: Record<string, string> = {};
+  // An alarm is never refused for its clock: with `flag` it takes the receive time (device_ts in attrs).
+  if (skew && o.clockSkew === 'reject' && (priority ?? priorityOf(d.type, o)) !== 'alarm') return { ok: false, ...skew, rejected: [] };
+  const attrs0: Record<string, string> = {};
+  if (skew) {
+    attrs0.device_ts = String(ts);
+    ts = now;
+  }
+  const attrs: Record<string, string> = attrs0;
   for (const [k, v] of Object.entries(d.attrs)) attrs[k] = v.length > o.maxStringValueLength ? v.slice(0, o.maxStringValueLength) : v;
   return {
     ok: true,

@@ -10,6 +10,7 @@ export const CONNECT_REFUSE = {
   badPassword: 'bad_password',
   noMqttLogin: 'no_mqtt_login',
   maxConnections: 'max_connections',
+  rateLimited: 'rate_limited',
 } as const;
 export type ConnectRefuseReason = (typeof CONNECT_REFUSE)[keyof typeof CONNECT_REFUSE];
 

@@ -4,7 +4,9 @@
 // once the sink holds the message, and aedes stops reading the socket until the hook answers
 // (lib/client.js nextBatch) — backpressure all the way to the device, and no mqemitter backlog to crawl
 // on (see /work/shared/anchors.md).
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import type { Device, DeviceRegistry } from '../../registry/registry.ts';
@@ -22,6 +24,11 @@ export interface MqttBrokerOptions {
   maxConnections: number;
   maxPacketBytes: number;
   connectTimeoutMs: number;
+  /** New connections accepted per second (token bucket of `connectBurst`); more are closed at once. */
+  maxConnectsPerSecond: number;
+  connectBurst: number;
+  /** MQTT over TLS (8883) beside the plain listener, when certificates are configured. */
+  tls?: { host: string; port: number; cert: string; key: string; ca?: string | undefined; requireClientCert: boolean } | undefined;
   registry: DeviceRegistry;
   onMessage: MessageHandler;
   metrics: EdgeMetrics;
@@ -31,6 +38,7 @@ export interface MqttBrokerOptions {
 
 export interface MqttBroker {
   port: number;
+  tlsPort: number | undefined;
   connections(): number;
   close(): Promise<void>;
 }
@@ -119,34 +127,82 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
     o.warn('mqtt_connection_error', { err: err.message }, 'MQTT connection error before CONNECT completed');
   });
 
-  const server = createServer((socket: Socket) => {
+  // A city's devices reconnect together after a power cut or a cell outage: a token bucket keeps that
+  // storm from starving the broker, and a refused device simply retries later.
+  let tokens = o.connectBurst;
+  let refilledAt = Date.now();
+  const admit = (): boolean => {
+    const now = Date.now();
+    tokens = Math.min(o.connectBurst, tokens + ((now - refilledAt) / 1000) * o.maxConnectsPerSecond);
+    refilledAt = now;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  };
+  const onSocket = (socket: Socket) => {
+    if (!admit()) {
+      o.metrics.connectRefused.inc({ reason: CONNECT_REFUSE.rateLimited });
+      o.warn('connect_rate_limited', { remote: socket.remoteAddress, perSecond: o.maxConnectsPerSecond }, 'MQTT connection closed: mqtt.maxConnectsPerSecond exceeded');
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     const conn = new GuardedConnection(socket, o.maxPacketBytes, (declared) => {
       o.metrics.publishRefused.inc({ reason: PUBLISH_REFUSE.packetTooLarge });
       o.warn('packet_too_large', { declaredBytes: declared, max: o.maxPacketBytes, remote: socket.remoteAddress }, 'MQTT packet over mqtt.maxPacketBytes, connection closed');
     });
     broker.handle(conn);
-  });
-  server.maxConnections = o.maxConnections;
-  server.on('drop', () => {
-    o.metrics.connectRefused.inc({ reason: CONNECT_REFUSE.maxConnections });
-    o.warn('connect_max_connections', { max: o.maxConnections }, 'MQTT connection dropped: mqtt.maxConnections reached');
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port, o.host, () => {
-      server.off('error', reject);
-      resolve();
+  };
+  const listen = async (server: Server, port: number, host: string): Promise<number> => {
+    server.maxConnections = o.maxConnections;
+    server.on('drop', () => {
+      o.metrics.connectRefused.inc({ reason: CONNECT_REFUSE.maxConnections });
+      o.warn('connect_max_connections', { max: o.maxConnections }, 'MQTT connection dropped: mqtt.maxConnections reached');
     });
-  });
-  const port = (server.address() as AddressInfo).port;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return (server.address() as AddressInfo).port;
+  };
+
+  const servers: Server[] = [];
+  const server = createServer(onSocket);
+  servers.push(server);
+  const port = await listen(server, o.port, o.host);
   o.log.info({ port, host: o.host }, 'MQTT broker listening');
+  let tlsPort: number | undefined;
+  if (o.tls) {
+    const t = o.tls;
+    const tlsServer = createTlsServer(
+      {
+        cert: readFileSync(t.cert),
+        key: readFileSync(t.key),
+        ...(t.ca ? { ca: readFileSync(t.ca) } : {}),
+        // With client certificates the device proves itself twice: its certificate and its secret.
+        requestCert: t.requireClientCert,
+        rejectUnauthorized: t.requireClientCert,
+      },
+      onSocket,
+    );
+    tlsServer.on('tlsClientError', (err) => {
+      o.metrics.connectRefused.inc({ reason: 'tls_error' });
+      o.warn('connect_tls_error', { err: err.message }, 'MQTT TLS handshake failed');
+    });
+    servers.push(tlsServer);
+    tlsPort = await listen(tlsServer, t.port, t.host);
+    o.log.info({ port: tlsPort, host: t.host }, 'MQTT over TLS listening');
+  }
 
   return {
     port,
+    tlsPort,
     connections: () => broker.connectedClients,
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await closed;
     },
