@@ -217,7 +217,7 @@ describe('refusals', () => {
       ['a byte too many', Uint8Array.from([...good, 0x23]), 'GB26875_BAD_LENGTH'],
       ['length over 1024', (() => { const b = simFrame(new Uint8Array(0)); b[24] = 0x01; b[25] = 0x04; return b; })(), 'GB26875_BAD_LENGTH'],
       ['no end marker', (() => { const b = good.slice(); b[b.length - 1] = 0x24; return b; })(), 'GB26875_BAD_END'],
-      ['one data byte changed', (() => { const b = good.slice(); b[40] ^= 0x01; return b; })(), 'GB26875_BAD_CHECKSUM'],
+      ['one data byte changed', (() => { const b = good.slice(); b[40] = b[40]! ^ 0x01; return b; })(), 'GB26875_BAD_CHECKSUM'],
       ['checksum off by one', (() => { const b = good.slice(); b[b.length - 3] = (b[b.length - 3]! + 1) & 0xff; return b; })(), 'GB26875_BAD_CHECKSUM'],
     ];
     for (const [what, bytes, code] of cases) {
