@@ -14,6 +14,7 @@ import { Uplink } from '../outputs/uplink/uplink.ts';
 import { createIngest } from './ingest.ts';
 import { startMqttBroker } from '../inputs/mqtt-broker/server.ts';
 import { startHj212Listener } from '../inputs/hj212-tcp/server.ts';
+import { startOpcua } from '../inputs/opcua/bindings.ts';
 import { startHttpServer, type Health } from '../http/server.ts';
 
 export interface StartEdgeOptions {
@@ -82,6 +83,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     normalise: { ...c.normalise, alarmTypes: c.events.alarmTypes, warningTypes: c.events.warningTypes },
   });
   const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage: ingest.mqtt, metrics, log, warn });
+  const opcua = await startOpcua(c, registry, ingest, metrics.registry, log, warn);
   const hj212 = c.hj212.enabled
     ? await startHj212Listener({ ...c.hj212, registry, ingest, metricsRegistry: metrics.registry, log, warn })
     : undefined;
@@ -93,6 +95,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
       edgeId: c.edgeId,
       mqtt: { port: mqtt.port, connections: mqtt.connections() },
       hj212: hj212 ? { port: hj212.port, connections: hj212.connections() } : null,
+      opcua: opcua ? opcua.status() : [],
       uplink: { state: u.state, lastAckAt: u.lastAckAt === null ? null : new Date(u.lastAckAt).toISOString(), lastError: u.lastError },
       queuedReadings: batcher.queued,
     };
@@ -122,6 +125,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
       closing ??= (async () => {
         await mqtt.close();
         await hj212?.close();
+        await opcua?.close();
         batcher.close();
         await uplink.close();
         await http.close();

@@ -1,7 +1,7 @@
 // Reads the edge's configuration file (YAML or JSON), applies environment overrides, resolves paths
 // relative to the file, and validates it once. The result is frozen: nothing changes it at run time.
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { EdgeError } from '../errors.ts';
 import { edgeConfigSchema, type EdgeConfig } from './schema.ts';
@@ -81,6 +81,11 @@ function validate(
   c.dataDir = abs(c.dataDir);
   if (c.registry.file) c.registry.file = abs(c.registry.file);
   c.profiles.dirs = c.profiles.dirs.map(abs);
+  const pki = c.opcua.pki;
+  pki.dir = abs(pki.dir ?? join(c.dataDir, 'opcua-pki'));
+  if (pki.certificateFile) pki.certificateFile = abs(pki.certificateFile);
+  if (pki.privateKeyFile) pki.privateKeyFile = abs(pki.privateKeyFile);
+  pki.trustedServerCertificates = pki.trustedServerCertificates.map(abs);
   if (c.mqtt.tls) {
     c.mqtt.tls.cert = abs(c.mqtt.tls.cert);
     c.mqtt.tls.key = abs(c.mqtt.tls.key);

@@ -94,6 +94,40 @@ export const edgeConfigSchema = z
         tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
       })
       .prefault({}),
+    opcua: z
+      .strictObject({
+        pki: z
+          .strictObject({
+            /** The edge's OPC-UA client PKI (own certificate, trusted/, rejected/); default dataDir/opcua-pki. */
+            dir: z.string().min(1).optional(),
+            certificateFile: z.string().min(1).optional(),
+            privateKeyFile: z.string().min(1).optional(),
+            /** Server certificates the edge trusts, explicitly (copied into trusted/ at start). */
+            trustedServerCertificates: z.array(z.string().min(1)).default([]),
+            /** Trust any server: a lab only, never a city. */
+            automaticallyAcceptUnknownCertificate: z.boolean().default(false),
+          })
+          .prefault({}),
+        servers: z
+          .array(
+            z.strictObject({
+              id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a server id is letters, digits, . _ -'),
+              endpoint: z.string().regex(/^opc\.tcp:\/\//, 'an OPC-UA endpoint starts with opc.tcp://'),
+              securityMode: z.enum(['None', 'Sign', 'SignAndEncrypt']).default('SignAndEncrypt'),
+              securityPolicy: z.enum(['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss']).default('Basic256Sha256'),
+              username: z.string().min(1).optional(),
+              /** Name of the environment variable holding the user's password (never in the file). */
+              passwordEnv: z.string().min(1).optional(),
+              reconnect: z
+                .strictObject({ initialDelayMs: positiveInt.default(1_000), maxDelayMs: positiveInt.default(30_000) })
+                .prefault({}),
+              requestTimeoutMs: positiveInt.default(10_000),
+              sessionTimeoutMs: positiveInt.default(60_000),
+            }),
+          )
+          .default([]),
+      })
+      .prefault({}),
     http: z
       .strictObject({
         host: z.string().default('0.0.0.0'),

@@ -3,11 +3,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
+import type { OpcuaServerStatus } from '../inputs/opcua/types.ts';
+
 export interface Health {
   status: 'ok' | 'degraded';
   edgeId: string;
   mqtt: { port: number; connections: number };
   hj212: { port: number; connections: number } | null;
+  opcua: OpcuaServerStatus[];
   uplink: { state: 'up' | 'down' | 'unknown'; lastAckAt: string | null; lastError: string | null };
   queuedReadings: number;
 }

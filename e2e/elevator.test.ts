@@ -1,0 +1,98 @@
+// Elevators over OPC-UA end to end: the simulated controller (node-opcua server, SignAndEncrypt with
+// Basic256Sha256 and explicitly trusted certificates) → the edge's OPC-UA input and elevator profile →
+// cloud → InfluxDB; an entrapment fault becomes one `entrapment` event of alarm priority.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startElevatorServer, type ElevatorServer } from '../device-sim/src/transports/opcua-server.ts';
+import { FAULT_CODE } from '../device-sim/src/elevator/car.ts';
+import { startStack, type Stack } from './stack.ts';
+import { waitFor } from './setup/influx.ts';
+import './setup/opcua-pki.global.ts';
+
+const pki = inject('opcuaPki');
+let sim: ElevatorServer;
+let stack: Stack;
+
+beforeAll(async () => {
+  sim = await startElevatorServer({
+    port: 0,
+    cars: 2,
+    floors: 20,
+    seed: 'e2e-elevator',
+    tickMs: 50,
+    security: { modes: ['SignAndEncrypt'], policies: ['Basic256Sha256'], allowAnonymous: true },
+    pki: {
+      dir: mkdtempSync(join(tmpdir(), 'citysense-e2e-elev-sim-')),
+      certificateFile: pki.server.certificateFile,
+      privateKeyFile: pki.server.privateKeyFile,
+      trustedClientCertificates: [pki.client.certificateFile],
+      automaticallyAcceptUnknownCertificate: false,
+    },
+  });
+  stack = await startStack(
+    'elevator',
+    [
+      { id: 'elev-erqi-1', family: 'elevator', district: 'erqi', profile: 'elevator-opcua', opcua: { server: 'erqi-tower', vars: { car: '1' } } },
+      { id: 'elev-erqi-2', family: 'elevator', district: 'erqi', profile: 'elevator-opcua', opcua: { server: 'erqi-tower', vars: { car: '2' } } },
+    ],
+    {
+      opcua: {
+        pki: {
+          dir: mkdtempSync(join(tmpdir(), 'citysense-e2e-elev-edge-')),
+          certificateFile: pki.client.certificateFile,
+          privateKeyFile: pki.client.privateKeyFile,
+          trustedServerCertificates: [pki.server.certificateFile],
+        },
+        servers: [{ id: 'erqi-tower', endpoint: sim.endpoint, securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256', reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } }],
+      },
+    },
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await sim?.stop();
+});
+
+describe('OPC-UA elevator controller → edge → cloud → InfluxDB', () => {
+  it('every car\'s state lands in `elevator` with the profile\'s metric names and types', async () => {
+    for (const id of ['elev-erqi-1', 'elev-erqi-2']) {
+      await waitFor(`${id} in InfluxDB`, async () => (await stack.influx.query(`SELECT * FROM elevator WHERE device_id = '${id}'`)).length > 0, 20_000);
+    }
+    const [first] = await stack.influx.query(`SELECT * FROM elevator WHERE device_id = 'elev-erqi-1' ORDER BY time ASC LIMIT 1`);
+    // The first notification after subscribing carries every node at once.
+    expect(first).toMatchObject({ district: 'erqi', model: 'LIFT-OPCUA', service_mode: 1, fault_code: 0 });
+    for (const k of ['floor', 'direction', 'running', 'door_open', 'door_zone', 'load', 'passenger_present']) expect(first![k], k).not.toBeNull();
+    const types = await stack.influx.query('SHOW FIELD KEYS FROM elevator');
+    expect(types.find((t) => t.fieldKey === 'running')?.fieldType).toBe('boolean');
+    expect(types.find((t) => t.fieldKey === 'floor')?.fieldType).toBe('float');
+  });
+
+  it('an entrapment (car stopped between floors, passenger inside, fault code) arrives once as an alarm event with where the car is', async () => {
+    const car = sim.car(2);
+    car.setPassenger(true);
+    car.triggerFault(FAULT_CODE.entrapment);
+    let events: Record<string, unknown>[] = [];
+    await waitFor('the entrapment event', async () => {
+      events = await stack.influx.query(`SELECT * FROM events WHERE device_id = 'elev-erqi-2' AND type = 'entrapment'`);
+      return events.length > 0;
+    }, 20_000);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ family: 'elevator', priority: 'alarm', district: 'erqi', attr_passenger_present: 'true' });
+    expect(Number(events[0]!.attr_floor)).toBe(car.state().Floor);
+    car.clearFault();
+    await waitFor('entrapment_cleared', async () => (await stack.influx.query(`SELECT * FROM events WHERE device_id = 'elev-erqi-2' AND type = 'entrapment_cleared'`)).length === 1, 20_000);
+    // Still exactly one entrapment: the rule is edge-triggered.
+    expect(await stack.influx.query(`SELECT * FROM events WHERE device_id = 'elev-erqi-2' AND type = 'entrapment'`)).toHaveLength(1);
+  });
+
+  it('a controller restart is survived: values flow again without duplicated monitored items', async () => {
+    await sim.restart();
+    const after = Date.now();
+    await waitFor('a reading after the restart', async () => (await stack.influx.query(`SELECT * FROM elevator WHERE time > ${after}ms`)).length > 0, 30_000);
+    await waitFor('18 monitored items on the controller', () => sim.monitoredItemCount() === 18, 20_000);
+    expect(stack.edge.health().opcua[0]).toMatchObject({ server: 'erqi-tower', state: 'connected', monitoredItems: 18 });
+  });
+});
