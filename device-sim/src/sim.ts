@@ -428,13 +428,14 @@ export async function runSim(options: SimOptions = {}): Promise<SimStats> {
           stepMs: simStepMs,
           devices: [...controls.values()],
           ...(options.parts ? { parts: options.parts } : {}),
-          log,
+          // Step lines are progress: --quiet (progress: false) silences them, errors still go to log.
+          log: options.progress === false ? () => undefined : log,
         });
   if (scenario && options.count === undefined && options.durationMs === undefined && !options.forever) {
     // A scenario without an explicit stop plays to its end: one reading per step over its duration.
     count = Math.max(count ?? 0, Math.ceil(scenario.durationMs / simStepMs) + 1);
   }
-  if (scenario) log(`[scenario ${scenario.scenario.name}] ${scenario.scenario.description}`);
+  if (scenario && options.progress !== false) log(`[scenario ${scenario.scenario.name}] ${scenario.scenario.description}`);
 
   const stats: SimStats = {
     published: 0,
