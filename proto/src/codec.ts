@@ -50,6 +50,7 @@ interface WireColumn {
 
 interface WireSeries {
   device: number;
+  tags?: Record<string, string>;
   tsDeltas: number[];
   columns: WireColumn[];
   quality?: string[];
@@ -164,7 +165,18 @@ export function encodeBatch(batch: Batch): Uint8Array {
     return i;
   };
 
-  // Group readings by device and metric signature (names and value kinds, in order).
+  /** A reading's tags beyond its device's (first-seen) tags: what varies per reading. */
+  const extraTags = (r: Reading): Record<string, string> | undefined => {
+    if (!r.tags) return undefined;
+    const dev = devices[deviceIndex.get(r.deviceId)!]!.tags;
+    let extra: Record<string, string> | undefined;
+    for (const k in r.tags) {
+      if (dev[k] !== r.tags[k]) (extra ??= {})[k] = r.tags[k]!;
+    }
+    return extra;
+  };
+
+  // Group readings by device, extra tags and metric signature (names and value kinds, in order).
   const groups = new Map<string, Reading[]>();
   const perDevice = new Map<string, number>();
   for (const r of batch.readings) perDevice.set(r.deviceId, (perDevice.get(r.deviceId) ?? 0) + 1);
@@ -183,10 +195,13 @@ export function encodeBatch(batch: Batch): Uint8Array {
       const w: Record<string, unknown> = { device: dev, tsOffsetMs: r.ts - base, values };
       if (r.quality) w.quality = r.quality;
       if (r.deviceSeq) w.deviceSeq = r.deviceSeq;
+      const extra = extraTags(r);
+      if (extra) w.tags = extra;
       readings.push(w);
       continue;
     }
-    let sig = String(dev);
+    const extra = extraTags(r);
+    let sig = extra ? `${dev}\u0002${JSON.stringify(extra)}` : String(dev);
     for (const name in r.values) sig += `\u0000${name}\u0001${kindOf(r.values[name]!)}`;
     let g = groups.get(sig);
     if (!g) groups.set(sig, (g = []));
@@ -210,6 +225,8 @@ export function encodeBatch(batch: Batch): Uint8Array {
     const columns: WireColumn[] = [];
     for (const name in first.values) columns.push(encodeColumn(keyRef(name), g.map((r) => r.values[name]!)));
     const s: WireSeries = { device: deviceIndex.get(first.deviceId)!, tsDeltas, columns };
+    const extra = extraTags(first);
+    if (extra) s.tags = extra;
     if (anyQuality) s.quality = g.map((r) => r.quality ?? '');
     if (anySeq) {
       let prev = 0;
@@ -255,7 +272,7 @@ interface WireBatch {
   baseTsMs: number;
   devices: { id: string; family: number; tags: Record<string, string> }[];
   keys: string[];
-  readings: { device: number; tsOffsetMs: number; values: WireValue[]; quality: string; deviceSeq: number }[];
+  readings: { device: number; tsOffsetMs: number; values: WireValue[]; quality: string; deviceSeq: number; tags: Record<string, string> }[];
   events: {
     device: number;
     tsOffsetMs: number;
@@ -284,6 +301,17 @@ function columnValues(c: Required<WireColumn>, n: number, where: string): Metric
     return out;
   }
   return c.f64.length ? c.f64 : c.flag.length ? c.flag : c.text;
+}
+
+/** A reading's tags: its device's, with its own on top (the same object when it has none of its own). */
+function withTags(device: Record<string, string>, own: Record<string, string> | undefined): Record<string, string> {
+  if (!own) return device;
+  let any = false;
+  for (const _ in own) {
+    any = true;
+    break;
+  }
+  return any ? { ...device, ...own } : device;
 }
 
 /** Decodes and structurally checks a batch. Throws ProtoDecodeError with a stable code. */
@@ -317,7 +345,7 @@ export function decodeBatch(buf: Uint8Array): Batch {
     const d = device(r.device, `reading #${i}`);
     const values: Record<string, MetricValue> = Object.create(null); // a metric named __proto__ must not vanish
     for (const v of r.values) values[keyName(v.key, `reading #${i}`)] = wireToValue(v);
-    const out: Reading = { deviceId: d.id, family: families[r.device]!, ts: base + r.tsOffsetMs, values, tags: d.tags };
+    const out: Reading = { deviceId: d.id, family: families[r.device]!, ts: base + r.tsOffsetMs, values, tags: withTags(d.tags, r.tags) };
     if (r.quality) out.quality = r.quality;
     if (r.deviceSeq) out.deviceSeq = r.deviceSeq;
     return out;
@@ -329,13 +357,14 @@ export function decodeBatch(buf: Uint8Array): Batch {
     if (s.quality.length && s.quality.length !== n) throw new ProtoDecodeError('BATCH_BAD_SERIES', `${where} has ${s.quality.length} quality flags for ${n} readings`);
     if (s.deviceSeqDeltas.length && s.deviceSeqDeltas.length !== n) throw new ProtoDecodeError('BATCH_BAD_SERIES', `${where} has ${s.deviceSeqDeltas.length} device_seq for ${n} readings`);
     const cols = s.columns.map((c, ci) => ({ name: keyName(c.key, where), vals: columnValues(c as Required<WireColumn>, n, `${where} column #${ci}`) }));
+    const tags = withTags(d.tags, s.tags);
     let ts = base;
     let seq = 0;
     for (let i = 0; i < n; i++) {
       ts += s.tsDeltas[i]!;
       const values: Record<string, MetricValue> = Object.create(null); // a metric named __proto__ must not vanish
       for (const c of cols) values[c.name] = c.vals[i]!;
-      const out: Reading = { deviceId: d.id, family: families[s.device]!, ts, values, tags: d.tags };
+      const out: Reading = { deviceId: d.id, family: families[s.device]!, ts, values, tags };
       if (s.quality[i]) out.quality = s.quality[i]!;
       if (s.deviceSeqDeltas.length) {
         seq += s.deviceSeqDeltas[i]!;

@@ -23,3 +23,16 @@ export const goldenAck: Ack = {
   rejections: [{ kind: 'reading', index: 2, code: 'VALUE_NOT_FINITE', message: 'pm25 is not a finite number' }],
   duplicate: false,
 };
+
+/** v1.1: readings with tags of their own beyond their device's (a fire panel's components). */
+export const goldenBatchTags: Batch = {
+  edgeId: 'edge-zz-01',
+  seq: 77,
+  createdMs: 1763900002000,
+  readings: [
+    { deviceId: 'fire-panel-1', family: 'fire', ts: 1763900000000, values: { sprinkler_pressure: 0.42 }, tags: { district: 'zhongyuan', component: '1:3001', zone: 'Z-B1' } },
+    { deviceId: 'fire-panel-1', family: 'fire', ts: 1763900000000, values: { tank_level: 3.2 }, tags: { district: 'zhongyuan', component: '1:4001', zone: 'Z-B2' } },
+    { deviceId: 'fire-panel-1', family: 'fire', ts: 1763900060000, values: { tank_level: 3.1 }, tags: { district: 'zhongyuan', component: '1:4001', zone: 'Z-B2' } },
+  ],
+  events: [],
+};

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeAck, decodeBatch, encodeAck, encodeBatch } from '../src/index.ts';
-import { goldenAck, goldenBatch } from './golden-batch.ts';
+import { goldenAck, goldenBatch, goldenBatchTags } from './golden-batch.ts';
 
 const vector = (name: string) => Buffer.from(readFileSync(new URL(`../vectors/${name}`, import.meta.url), 'utf8').trim(), 'hex');
 
@@ -21,6 +21,13 @@ describe('golden vectors (citysense.v1)', () => {
     const sort = <T extends { deviceId: string; ts: number }>(a: T[]) => [...a].sort((x, y) => (byKey(x) < byKey(y) ? -1 : 1));
     expect(sort(back.readings)).toEqual(sort(goldenBatch.readings));
     expect(back.events).toEqual(goldenBatch.events);
+  });
+
+  it('v1.1: readings with tags of their own (fire-panel components) are pinned and round-trip', () => {
+    expect(Buffer.from(encodeBatch(goldenBatchTags)).toString('hex')).toBe(vector('batch-v1.1-tags.hex').toString('hex'));
+    const back = decodeBatch(vector('batch-v1.1-tags.hex'));
+    const key = (r: { ts: number; tags?: Record<string, string> }) => `${r.tags?.component}@${r.ts}`;
+    expect([...back.readings].sort((a, b) => (key(a) < key(b) ? -1 : 1))).toEqual([...goldenBatchTags.readings].sort((a, b) => (key(a) < key(b) ? -1 : 1)));
   });
 
   it('the pinned ack bytes round-trip', () => {
