@@ -12,8 +12,7 @@ import { defaultSecret, drawDistrict, generateDevices, parseRegistry, type Loade
 import { createRng } from './rng.ts';
 import { CLOCK_SKEW_MS, DeviceControl, type DeviceKind, type FaultKind } from './scenarios/control.ts';
 import { getScenario, ScenarioRun, type Scenario, type ScenarioParts, type ScenarioReport } from './scenarios/index.ts';
-import { STATION_CONDITIONS } from './stations/station.ts';
-import { createStation } from './stations/station.ts';
+import { createStation, STATION_CONDITIONS } from './stations/station.ts';
 import { generateMn, StationFramer } from './stations/framer.ts';
 import { createDeviceStream } from './stream.ts';
 import {
