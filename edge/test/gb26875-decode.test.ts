@@ -28,7 +28,7 @@ function section(input: Gb26875ProfileInput = {}): Gb26875Profile {
   return r.profile;
 }
 
-const sampleYaml = parseYaml(readFileSync(new URL('../src/decoders/gb26875/samples/fire-panel-gb26875.yaml', import.meta.url), 'utf8')) as Record<string, unknown>;
+const sampleYaml = parseYaml(readFileSync(new URL('../profiles/fire-panel-gb26875.yaml', import.meta.url), 'utf8')) as Record<string, unknown>;
 const demo = section(sampleYaml['gb26875'] as Gb26875ProfileInput);
 
 const codes = (r: Gb26875Decoded) => r.refusals.map((x) => x.code);

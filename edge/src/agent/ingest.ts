@@ -13,6 +13,15 @@ import { decodeBinary } from '../decoders/binary/index.ts';
 import { frameToReadings, parseFrameBytes, type Hj212Frame } from '../decoders/hj212/index.ts';
 import { normaliseEvent, normaliseReading, type NormaliseOptions } from '../processors/normalise.ts';
 import type { RawSample } from '../profiles/apply.ts';
+import { Gb26875Decoder } from '../decoders/gb26875/index.ts';
+
+/** Where a fire panel's reading comes from, as InfluxDB tags (names and descriptions stay out: free text). */
+const COMPONENT_TAGS = ['building', 'floor', 'zone', 'component', 'component_type'];
+function pickTags(t: Record<string, string>): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (const k of COMPONENT_TAGS) if (t[k] !== undefined && t[k] !== '') (out ??= {})[k] = String(t[k]);
+  return out;
+}
 
 /** An event a decoder produced itself (a GB 26875 state change), before normalising. */
 export interface DecodedDeviceEvent extends DecodedEvent {
@@ -67,7 +76,7 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
       countValues(device, out.rejected);
       let ts = s.ts ?? receivedAt;
       if (Object.keys(out.values).length > 0) {
-        const n = normaliseReading(device, { ts: s.ts, values: out.values, rejected: [], quality: out.quality }, receivedAt, o.normalise);
+        const n = normaliseReading(device, { ts: s.ts, values: out.values, rejected: [], quality: out.quality, tags: out.tags }, receivedAt, o.normalise);
         countValues(device, n.rejected);
         if (!n.ok) {
           rejectMessage(device, kind, n.reason, n.detail);
@@ -100,6 +109,15 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
     if (readings.length) metrics.readingsReceived.inc({ family: device.family }, readings.length);
     for (const e of events) metrics.eventsReceived.inc({ type: e.type });
   }
+
+  // One decoder per profile: it remembers each panel's last state words to see alarms rise and clear.
+  const gb26875Decoders = new Map<string, Gb26875Decoder>();
+  const gb26875For = (device: Device): Gb26875Decoder => {
+    const p = device.profile.profile;
+    let d = gb26875Decoders.get(p.id);
+    if (!d) gb26875Decoders.set(p.id, (d = new Gb26875Decoder(p.gb26875!)));
+    return d;
+  };
 
   async function hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void> {
     const r = frameToReadings(frame);
@@ -137,6 +155,14 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
           if (!r.ok) return rejectMessage(device, kind, r.code, r.message);
           if (device.hj212 && r.frame.mn !== device.hj212.mn) return rejectMessage(device, kind, 'HJ212_WRONG_MN', `frame MN ${r.frame.mn} is not this device's`);
           return hj212Frame(device, r.frame, receivedAt);
+        }
+        case 'gb26875': {
+          const d = gb26875For(device).decode(device.id, payload);
+          for (const r of d.refusals) countValues(device, [{ name: r.object === undefined ? 'frame' : `object ${r.object}`, reason: r.code }]);
+          if (!d.frame) return rejectMessage(device, kind, d.refusals[0]?.code ?? MESSAGE_REJECT.undecodable, d.refusals[0]?.message ?? 'not a GB/T 26875.3 frame');
+          const samples: RawSample[] = d.samples.map((s) => ({ ts: s.ts, values: s.values, tags: pickTags(s.tags) }));
+          // The panel's own state changes are its events (fire alarm first): they bypass the value rules.
+          return deliver(device, samples, d.events, receivedAt, kind);
         }
         default:
           return rejectMessage(device, kind, MESSAGE_REJECT.undecodable, `profile ${p.id} (format ${p.format}) does not arrive over MQTT`);

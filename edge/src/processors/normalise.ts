@@ -72,7 +72,8 @@ export function normaliseReading(device: Device, d: DecodedTelemetry, now: numbe
   if (count === 0) {
     return { ok: false, reason: MESSAGE_REJECT.noMetrics, detail: 'no valid metric value in the message', rejected };
   }
-  const item: Reading = { deviceId: device.id, family: device.family, ts, values, tags: { ...device.tags } };
+  // The registry's tags (district above all) are not the sample's to change.
+  const item: Reading = { deviceId: device.id, family: device.family, ts, values, tags: d.tags ? { ...d.tags, ...device.tags } : { ...device.tags } };
   if (quality) item.quality = quality;
   return { ok: true, item, rejected };
 }

@@ -12,6 +12,8 @@ export interface RawSample {
   quality?: string | undefined;
   /** Per-value flags from the source, by raw name; non-normal ones become `<metric>_flag` string values. */
   flags?: Record<string, string> | undefined;
+  /** Tags of this sample beyond the device's (a fire panel's component, zone, floor). */
+  tags?: Record<string, string> | undefined;
 }
 
 export interface DerivedEvent {
@@ -30,6 +32,7 @@ export type ProfileValueReject = (typeof PROFILE_VALUE_REJECT)[keyof typeof PROF
 
 export interface ProfileOutcome {
   values: Record<string, MetricValue>;
+  tags?: Record<string, string> | undefined;
   quality?: string | undefined;
   events: DerivedEvent[];
   rejected: { name: string; reason: ProfileValueReject }[];
@@ -106,7 +109,7 @@ export class ProfileRuntime {
     }
     let quality = sample.quality;
     if (flagged) quality = quality ? `${quality},${OUT_OF_RANGE_QUALITY}` : OUT_OF_RANGE_QUALITY;
-    return { values, quality, events: this.deriveEvents(deviceId, values), rejected };
+    return { values, quality, tags: sample.tags, events: this.deriveEvents(deviceId, values), rejected };
   }
 
   private deriveEvents(deviceId: string, values: Record<string, MetricValue>): DerivedEvent[] {

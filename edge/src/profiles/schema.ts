@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { FAMILIES } from '@citysense/proto';
 import { binaryLayoutSchema } from '../decoders/binary/index.ts';
+import { gb26875ProfileSchema } from '../decoders/gb26875/index.ts';
 
 /** InfluxDB field names we write without escaping (the normaliser's rule). */
 export const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -71,7 +72,7 @@ const opcuaFormatSchema = z.strictObject({
 });
 
 export const INPUTS = ['mqtt', 'hj212-tcp', 'opcua'] as const;
-export const FORMATS = ['json', 'binary', 'hj212', 'opcua'] as const;
+export const FORMATS = ['json', 'binary', 'hj212', 'opcua', 'gb26875'] as const;
 
 export const profileSchema = z
   .strictObject({
@@ -91,6 +92,8 @@ export const profileSchema = z
     binaryEncoding: z.enum(['auto', 'raw', 'hex']).default('auto'),
     hj212: hj212FormatSchema.optional(),
     opcua: opcuaFormatSchema.optional(),
+    /** GB/T 26875.3 fire-panel frames: component → building/floor/zone, state bits → events (docs/protocols/fire-gb26875.md). */
+    gb26875: gb26875ProfileSchema.optional(),
     metrics: z.record(metricName, metricSchema).default({}),
     /** Metrics the profile does not list: keep them (generic devices) or refuse them (strict models). */
     unknownMetrics: z.enum(['accept', 'refuse']).default('accept'),
@@ -102,8 +105,9 @@ export const profileSchema = z
     const need = { binary: p.binary, opcua: p.opcua } as const;
     if (p.format === 'binary' && !need.binary) ctx.addIssue({ code: 'custom', path: ['binary'], message: 'format binary needs a binary layout' });
     if (p.format === 'opcua' && !need.opcua) ctx.addIssue({ code: 'custom', path: ['opcua'], message: 'format opcua needs opcua.nodes' });
+    if (p.format === 'gb26875' && !p.gb26875) ctx.addIssue({ code: 'custom', path: ['gb26875'], message: 'format gb26875 needs a gb26875 section (components at least {})' });
     const allowed: Record<(typeof INPUTS)[number], readonly string[]> = {
-      mqtt: ['json', 'binary', 'hj212'],
+      mqtt: ['json', 'binary', 'hj212', 'gb26875'],
       'hj212-tcp': ['hj212'],
       opcua: ['opcua'],
     };

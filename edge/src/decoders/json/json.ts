@@ -40,6 +40,8 @@ export interface DecodedTelemetry {
   rejected: ValueRejection[];
   /** A data-quality flag from the source, carried as the reading's `quality`. */
   quality?: string | undefined;
+  /** Tags of this reading beyond the device's. */
+  tags?: Record<string, string> | undefined;
 }
 
 /** Where a device model keeps its time and metrics (the profile's `json` section). */
