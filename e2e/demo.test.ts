@@ -12,13 +12,13 @@ const ROOT = resolve(import.meta.dirname, '..');
 let demo: ChildProcess;
 let out = '';
 let exit: Promise<number | null>;
-const ports = { influx: 0, cloud: 0, mqtt: 0, http: 0 };
+const ports = { influx: 0, cloud: 0, mqtt: 0, http: 0, hj212: 0, opcua: 0 };
 let dataDir: string;
 
 beforeAll(async () => {
   for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
   dataDir = mkdtempSync(join(tmpdir(), 'citysense-demo-test-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, CITYSENSE_DATA_DIR: dataDir, CITYSENSE_INFLUX_PORT: String(ports.influx), CITYSENSE_CLOUD_PORT: String(ports.cloud), CITYSENSE_EDGE_MQTT_PORT: String(ports.mqtt), CITYSENSE_EDGE_HTTP_PORT: String(ports.http) };
+  const env: NodeJS.ProcessEnv = { ...process.env, CITYSENSE_DATA_DIR: dataDir, CITYSENSE_INFLUX_PORT: String(ports.influx), CITYSENSE_CLOUD_PORT: String(ports.cloud), CITYSENSE_EDGE_MQTT_PORT: String(ports.mqtt), CITYSENSE_EDGE_HTTP_PORT: String(ports.http), CITYSENSE_EDGE_HJ212_PORT: String(ports.hj212), CITYSENSE_SIM_OPCUA_PORT: String(ports.opcua) };
   delete env.INFLUX_URL;
   demo = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['scripts/demo.ts', '--sim-devices', '1', '--interval-ms', '1000'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   demo.stdout!.on('data', (c) => (out += String(c)));
@@ -49,12 +49,19 @@ describe('npm start (the demo stack)', () => {
     expect(found[0]).toMatchObject({ time: ts, device_id: 'demo-env-001', district: 'jinshui', pm25: 35.2, pm10: 61 });
   });
 
-  it('the simulators of every MQTT family are writing', async () => {
+  it('one device of each kind arrives over its own protocol', async () => {
     const url = `http://127.0.0.1:${ports.influx}`;
-    for (const m of ['environment', 'fire', 'nbiot']) {
-      await waitFor(`simulated ${m} readings`, async () => rows(await influxQuery(url, 'citysense', `SELECT count(*) FROM ${m}`)).length > 0, 30_000);
+    const over = {
+      'JSON over MQTT': `SELECT * FROM environment WHERE device_id = 'sim-environment-0001' LIMIT 1`,
+      'HJ 212 over TCP': `SELECT * FROM environment WHERE device_id = 'demo-hj212-001' LIMIT 1`,
+      'NB-IoT binary over MQTT': `SELECT * FROM nbiot WHERE device_id = 'demo-nb-002' LIMIT 1`,
+      'GB/T 26875.3 fire panel over MQTT': `SELECT * FROM fire WHERE device_id = 'demo-fire-001' LIMIT 1`,
+      'elevator over OPC-UA': `SELECT * FROM elevator WHERE device_id = 'demo-elev-003' LIMIT 1`,
+    };
+    for (const [what, q] of Object.entries(over)) {
+      await waitFor(what, async () => rows(await influxQuery(url, 'citysense', q)).length > 0, 45_000);
     }
-  });
+  }, 60_000);
 
   it('Ctrl-C stops every part: the process exits 0 and the ports close', async () => {
     demo.kill('SIGINT');

@@ -2,12 +2,14 @@
 // one), the cloud, one edge and the device simulators; provisions the demo registry of contracts.md;
 // prints where each part listens and how to publish and query; stops everything on Ctrl-C.
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import prettyPino from 'pino-pretty';
-import { generateDevices, registryYaml, type SimDevice } from '@citysense/device-sim';
+import YAML from 'yaml';
+import { generateDevices, registryYaml } from '@citysense/device-sim';
+import { makeOpcuaIdentity, type OpcuaIdentity } from './opcua-certs.ts';
 import { freePort, influxdConfig, waitFor } from './influxd.ts';
 import { Supervisor, type Component } from './supervisor.ts';
 
@@ -25,7 +27,8 @@ if (opts.help) {
   process.stdout.write(`usage: npm start [-- --sim-devices N] [--interval-ms MS] [--no-sim] [--verbose]
 Environment: INFLUX_URL (use your InfluxDB instead of a private one), CITYSENSE_DATA_DIR (default .data),
 CITYSENSE_INFLUX_PORT (8086), CITYSENSE_CLOUD_PORT (8080), CITYSENSE_EDGE_MQTT_PORT (1883),
-CITYSENSE_EDGE_HTTP_PORT (8081).
+CITYSENSE_EDGE_HTTP_PORT (8081), CITYSENSE_EDGE_HJ212_PORT (6212), CITYSENSE_SIM_OPCUA_PORT (4840,
+the simulated elevator controller).
 `);
   process.exit(0);
 }
@@ -37,6 +40,8 @@ const ports = {
   influx: Number(env.CITYSENSE_INFLUX_PORT ?? 8086),
   cloud: Number(env.CITYSENSE_CLOUD_PORT ?? 8080),
   mqtt: Number(env.CITYSENSE_EDGE_MQTT_PORT ?? 1883),
+  hj212: Number(env.CITYSENSE_EDGE_HJ212_PORT ?? 6212),
+  opcua: Number(env.CITYSENSE_SIM_OPCUA_PORT ?? 4840),
   edgeHttp: Number(env.CITYSENSE_EDGE_HTTP_PORT ?? 8081),
 };
 const EDGE_ID = 'edge-1';
@@ -45,10 +50,16 @@ const EDGE_ID = 'edge-1';
 const EDGE_TOKEN = 'demo-edge-1-token';
 
 /** The demo registry of contracts.md, plus simulated devices so the charts have something to show. */
-const DEMO_DEVICES: SimDevice[] = [
-  { id: 'demo-env-001', family: 'environment', secret: 'demo-env-001-secret', district: 'jinshui', tags: { site: 'jinshui-park', model: 'AQM-9' } },
-  { id: 'demo-fire-001', family: 'fire', secret: 'demo-fire-001-secret', district: 'zhongyuan', tags: { site: 'zhongyuan-tower', model: 'FAC-2' } },
-  { id: 'demo-nb-001', family: 'nbiot', secret: 'demo-nb-001-secret', district: 'guancheng', tags: { model: 'SD-NB1' } },
+// One device of each kind, each over its real protocol: JSON over MQTT, an HJ 212 station over TCP,
+// NB-IoT binary frames over MQTT, a GB/T 26875.3 fire panel over MQTT, elevator cars over OPC-UA.
+const DEMO_DEVICES: Record<string, unknown>[] = [
+  { id: 'demo-env-001', family: 'environment', secret: 'demo-env-001-secret', district: 'jinshui', profile: 'environment-station-json', tags: { site: 'jinshui-park' } },
+  { id: 'demo-hj212-001', family: 'environment', district: 'jinshui', profile: 'hj212-air-station', hj212: { mn: '010000A8900016F000169DC0', password: '123456' }, tags: { site: 'jinshui-road-station' } },
+  { id: 'demo-fire-001', family: 'fire', secret: 'demo-fire-001-secret', district: 'zhongyuan', profile: 'fire-panel-gb26875', tags: { site: 'zhongyuan-tower' } },
+  { id: 'demo-nb-001', family: 'nbiot', secret: 'demo-nb-001-secret', district: 'guancheng', profile: 'nb-smoke-detector' },
+  { id: 'demo-nb-002', family: 'nbiot', secret: 'demo-nb-002-secret', district: 'guancheng', profile: 'nb-manhole-cover' },
+  { id: 'demo-nb-003', family: 'nbiot', secret: 'demo-nb-003-secret', district: 'huiji', profile: 'nb-gas-detector' },
+  ...[1, 2, 3, 4].map((car) => ({ id: `demo-elev-00${car}`, family: 'elevator', district: 'erqi', profile: 'elevator-opcua', opcua: { server: 'erqi-tower', vars: { car: String(car) } }, tags: { site: 'erqi-tower' } })),
 ];
 
 async function portInUse(port: number): Promise<boolean> {
@@ -77,6 +88,24 @@ function readable(line: string): string | undefined {
   }
 }
 
+/**
+ * The elevator controller's and the edge's OPC-UA certificates, made once and kept in .data: each side
+ * trusts exactly the other's certificate (SignAndEncrypt, Basic256Sha256), as a real site would be set up.
+ */
+async function demoOpcuaCertificates(dir: string): Promise<{ client: OpcuaIdentity; server: OpcuaIdentity }> {
+  const file = join(dir, 'identities.json');
+  if (existsSync(file)) {
+    const ids = JSON.parse(readFileSync(file, 'utf8')) as { client: OpcuaIdentity; server: OpcuaIdentity; expires: number };
+    if (ids.expires > Date.now() + 86400_000 && existsSync(ids.client.certificateFile) && existsSync(ids.server.certificateFile)) return ids;
+  }
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const client = await makeOpcuaIdentity(dir, 'edge', 'urn:citysense:edge:demo', 365);
+  const server = await makeOpcuaIdentity(dir, 'elevator-controller', 'urn:citysense:elevator-sim:demo', 365);
+  writeFileSync(file, JSON.stringify({ client, server, expires: Date.now() + 364 * 86400_000 }));
+  return { client, server };
+}
+
 function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
@@ -84,7 +113,7 @@ function sha256Hex(s: string): string {
 async function main(): Promise<void> {
   mkdirSync(DEMO, { recursive: true });
   const busy: string[] = [];
-  for (const [name, port] of Object.entries({ cloud: ports.cloud, mqtt: ports.mqtt, edgeHttp: ports.edgeHttp })) {
+  for (const [name, port] of Object.entries({ cloud: ports.cloud, mqtt: ports.mqtt, edgeHttp: ports.edgeHttp, hj212: ports.hj212, opcua: ports.opcua })) {
     if (await portInUse(port)) busy.push(`${name} port ${port}`);
   }
   if (!env.INFLUX_URL && (await portInUse(ports.influx))) busy.push(`InfluxDB port ${ports.influx} (to use that InfluxDB, set INFLUX_URL=http://127.0.0.1:${ports.influx})`);
@@ -94,9 +123,12 @@ async function main(): Promise<void> {
   }
 
   const sim = opts['no-sim'] ? [] : generateDevices({ families: ['environment', 'fire', 'nbiot'], perFamily: Number(opts['sim-devices']), seed: 2026 });
-  const devices = [...DEMO_DEVICES, ...sim];
   const registryFile = join(DEMO, 'registry.yaml');
-  writeFileSync(registryFile, registryYaml(devices, 2026));
+  writeFileSync(
+    registryFile,
+    `# Written by npm start (scripts/demo.ts) at each start: the demo devices of contracts.md and simulated ones.\n${YAML.stringify({ devices: [...DEMO_DEVICES, ...YAML.parse(registryYaml(sim, 2026)).devices] })}`,
+  );
+  const certs = await demoOpcuaCertificates(join(DEMO, 'opcua'));
   const influxUrl = env.INFLUX_URL ?? `http://127.0.0.1:${ports.influx}`;
   writeFileSync(
     join(DEMO, 'cloud.yaml'),
@@ -117,8 +149,17 @@ edgeId: ${EDGE_ID}
 dataDir: ${join(DATA, 'edge')}
 mqtt: { host: 0.0.0.0, port: ${ports.mqtt} }
 http: { host: 127.0.0.1, port: ${ports.edgeHttp} }
+hj212: { host: 0.0.0.0, port: ${ports.hj212} }
 registry: { file: registry.yaml }
 cloud: { url: http://127.0.0.1:${ports.cloud} }
+opcua:
+  pki:
+    dir: ${join(DEMO, 'opcua', 'edge-pki')}
+    certificateFile: ${certs.client.certificateFile}
+    privateKeyFile: ${certs.client.privateKeyFile}
+    trustedServerCertificates: [${certs.server.certificateFile}]
+  servers:
+    - { id: erqi-tower, endpoint: "opc.tcp://127.0.0.1:${ports.opcua}/citysense/elevators", securityMode: SignAndEncrypt, securityPolicy: Basic256Sha256 }
 `,
   );
 
@@ -186,6 +227,22 @@ cloud: { url: http://127.0.0.1:${ports.cloud} }
         String(opts['interval-ms']),
         '--forever',
         '--events',
+        '--hj212',
+        `127.0.0.1:${ports.hj212}`,
+        '--fire-panel',
+        'demo-fire-001:demo-fire-001-secret',
+        '--elevator-port',
+        String(ports.opcua),
+        '--elevator-pki',
+        join(DEMO, 'opcua', 'sim-pki'),
+        '--elevator-cert',
+        certs.server.certificateFile,
+        '--elevator-key',
+        certs.server.privateKeyFile,
+        '--elevator-trust',
+        certs.client.certificateFile,
+        '--progress-ms',
+        '30000',
       ],
       cwd: ROOT,
       format: readable,
@@ -200,7 +257,10 @@ cloud: { url: http://127.0.0.1:${ports.cloud} }
   InfluxDB        ${influxUrl}  database citysense
   cloud           http://127.0.0.1:${ports.cloud}   (/healthz, /metrics, POST /v1/batches)
   edge ${EDGE_ID}     mqtt://127.0.0.1:${ports.mqtt}   health/metrics http://127.0.0.1:${ports.edgeHttp}/metrics
-  simulators      ${sim.length} devices + ${DEMO_DEVICES.length} demo devices, one reading each per ${opts['interval-ms']} ms
+  HJ 212          tcp://127.0.0.1:${ports.hj212} (environment stations)
+  elevators       opc.tcp://127.0.0.1:${ports.opcua} (simulated controller, 4 cars, SignAndEncrypt)
+  simulators      ${DEMO_DEVICES.length} demo devices (every family, each over its own protocol)
+                  + ${sim.length} generic JSON devices, a reading each per ${opts['interval-ms']} ms
   registry        ${registryFile}
 
 Publish a reading as demo-env-001:

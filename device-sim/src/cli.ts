@@ -20,6 +20,10 @@ import {
   type SimStats,
 } from './sim.ts';
 import { DEFAULT_HJ212_HOST, DEFAULT_HJ212_PORT } from './transports/hj212-tcp.ts';
+import { startElevatorServer } from './transports/opcua-server.ts';
+import { setWarningLogger } from 'node-opcua';
+import { startFirePanel } from './fire-panel/index.ts';
+import type { ScenarioParts } from './scenarios/types.ts';
 
 export const EXIT_OK = 0;
 /** The run happened but something was refused, unreachable or unacknowledged. */
@@ -123,8 +127,18 @@ interface CliOptions {
   nbHex?: boolean;
   nbHeartbeatMs?: number;
   scenario?: string;
+  firePanel?: string;
+  fireReportMs: number;
+  elevatorPort?: number;
+  elevatorCars: number;
+  elevatorSecurity: string;
+  elevatorPki: string;
+  elevatorCert?: string;
+  elevatorKey?: string;
+  elevatorTrust: string[];
   jsonSummary?: boolean;
   quiet?: boolean;
+  progressMs: number;
   connectConcurrency: number;
   connectTimeoutMs: number;
   maxInflight: number;
@@ -161,14 +175,75 @@ function buildProgram(io: CliIo): Command {
     .option('--nb-hex', 'NB-IoT devices send their frames as hex text instead of raw bytes')
     .option('--nb-heartbeat-ms <ms>', 'NB-IoT: simulated time between heartbeats (default: every step); alarms go at once', positiveInt)
     .addOption(new Option('--scenario <name>', 'play a scenario against the devices').choices([...scenarioNames]))
+    .option('--fire-panel <id:secret>', 'also run a building fire-alarm panel speaking GB/T 26875.3 over MQTT (the fire scenario drives it)')
+    .option('--fire-report-ms <ms>', 'fire panel: period of its analog reports (sprinkler pressure, tank level)', positiveInt, 10_000)
+    .option('--elevator-port <port>', 'also run a simulated elevator controller: an OPC-UA server on this port (the entrapment scenario drives it)', nonNegativeInt)
+    .option('--elevator-cars <n>', 'elevator controller: number of cars', positiveInt, 4)
+    .option('--elevator-security <mode>', "elevator controller: 'sign-and-encrypt' (Basic256Sha256) or 'none'", 'sign-and-encrypt')
+    .option('--elevator-pki <dir>', 'elevator controller: its PKI folder (own certificate, trusted/)', '.data/elevator-sim-pki')
+    .option('--elevator-cert <file>', 'elevator controller: use this certificate (PEM) instead of generating one')
+    .option('--elevator-key <file>', 'elevator controller: the private key of --elevator-cert')
+    .option('--elevator-trust <file>', 'elevator controller: trust this client certificate (repeatable); no other client gets in', collect, [])
     .option('--json-summary', 'print the final statistics as JSON on stdout')
     .option('--quiet', 'no progress line and no summary line on stderr (errors are still printed)')
+    .option('--progress-ms <ms>', 'period of the progress line', positiveInt, 1000)
     .option('--connect-concurrency <n>', 'connection attempts in flight at once', positiveInt, 50)
     .option('--connect-timeout-ms <ms>', 'give up on a device that has no CONNACK after this long', positiveInt, 10_000)
     .option('--max-inflight <n>', 'unacknowledged messages per device before it waits', positiveInt, 100)
     .option('--drain-timeout-ms <ms>', 'wait this long at the end for outstanding acknowledgements', positiveInt, 10_000)
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .exitOverride();
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+interface RunningParts {
+  parts: ScenarioParts;
+  stop(): Promise<void>;
+}
+
+/** Starts the simulated fire panel and elevator controller the options ask for. */
+async function startParts(opts: CliOptions, seed: number, io: CliIo): Promise<RunningParts> {
+  const parts: ScenarioParts = {};
+  const stops: Array<() => Promise<void>> = [];
+  if (opts.firePanel) {
+    const i = opts.firePanel.indexOf(':');
+    if (i <= 0) throw new Error('--fire-panel takes id:secret');
+    const panel = await startFirePanel({ url: opts.url, id: opts.firePanel.slice(0, i), secret: opts.firePanel.slice(i + 1), seed, reportIntervalMs: opts.fireReportMs });
+    parts.firePanel = panel;
+    stops.push(() => panel.stop());
+    if (!opts.quiet) io.stderr(`[device-sim] fire panel ${panel.id} publishing GB/T 26875.3 frames to ${opts.url}\n`);
+  }
+  if (opts.elevatorPort !== undefined) {
+    // node-opcua's own console diagnostics (certificate SAN notes, ...) would drown the progress line.
+    setWarningLogger(() => undefined);
+    const secure = opts.elevatorSecurity !== 'none';
+    const server = await startElevatorServer({
+      port: opts.elevatorPort,
+      cars: opts.elevatorCars,
+      floors: 24,
+      seed,
+      tickMs: 100,
+      security: secure ? { modes: ['SignAndEncrypt'], policies: ['Basic256Sha256'], allowAnonymous: true } : { modes: ['None'], policies: ['None'], allowAnonymous: true },
+      pki: {
+        dir: opts.elevatorPki,
+        ...(opts.elevatorCert ? { certificateFile: opts.elevatorCert } : {}),
+        ...(opts.elevatorKey ? { privateKeyFile: opts.elevatorKey } : {}),
+        trustedClientCertificates: opts.elevatorTrust,
+        automaticallyAcceptUnknownCertificate: false,
+      },
+    });
+    parts.elevators = {
+      triggerFault: (car, code) => server.car(car).triggerFault(code),
+      setPassenger: (car, present) => server.car(car).setPassenger(present),
+      cars: () => Array.from({ length: opts.elevatorCars }, (_, k) => k + 1),
+    };
+    stops.push(() => server.stop());
+    if (!opts.quiet) io.stderr(`[device-sim] elevator controller with ${opts.elevatorCars} cars on ${server.endpoint} (${secure ? 'SignAndEncrypt, Basic256Sha256' : 'no security'})\n`);
+  }
+  return { parts, stop: async () => void (await Promise.all(stops.map((s) => s()))) };
 }
 
 async function chooseDevices(opts: CliOptions, seed: number): Promise<{ devices: ProfiledDevice[]; notices: string[] }> {
@@ -274,7 +349,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   } catch (err) {
     return usage((err as Error).message);
   }
-  if (devices.length === 0) return usage('no devices to simulate');
+  if (devices.length === 0 && !opts.firePanel && opts.elevatorPort === undefined) return usage('no devices to simulate');
 
   if (opts.writeRegistry) {
     const text = profiledRegistryYaml(devices, seed);
@@ -297,7 +372,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     connectTimeoutMs: opts.connectTimeoutMs,
     maxInflight: opts.maxInflight,
     drainTimeoutMs: opts.drainTimeoutMs,
-    progress: opts.quiet ? false : { write: (line) => io.stderr(`${line}\n`) },
+    progress: opts.quiet ? false : { write: (line) => io.stderr(`${line}\n`), intervalMs: opts.progressMs },
     log: (line) => io.stderr(`${line}\n`),
   };
   if (opts.intervalMs !== undefined) simOptions.intervalMs = opts.intervalMs;
@@ -314,12 +389,21 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   if (opts.scenario !== undefined) simOptions.scenario = opts.scenario;
   if (io.signal) simOptions.signal = io.signal;
 
+  let running: RunningParts;
+  try {
+    running = await startParts(opts, seed, io);
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  if (running.parts.firePanel || running.parts.elevators) simOptions.parts = running.parts;
   let stats: SimStats;
   try {
     stats = await runSim(simOptions);
   } catch (err) {
+    await running.stop();
     return usage((err as Error).message);
   }
+  await running.stop();
   if (!opts.quiet) {
     io.stderr(`${summaryLine(stats, devices.length)}\n`);
     for (const line of detailLines(stats)) io.stderr(`${line}\n`);

@@ -87,3 +87,6 @@ export { createNbDevice, NB_CONDITIONS, type NbDevice, type NbFrame, type NbOpti
 export { isNbProfile, loadNbProfile, NB_PROFILES, type NbProfile, type NbProfileInfo } from './nbiot/profiles.ts';
 // Scenarios.
 export * from './scenarios/index.ts';
+export { startElevatorServer, type ElevatorServer, type ElevatorServerOptions } from './transports/opcua-server.ts';
+export { FAULT_CODE, SERVICE_MODE } from './elevator/car.ts';
+export { startFirePanel, FirePanelModel, type FirePanel } from './fire-panel/index.ts';

@@ -3,6 +3,7 @@
 // what the far end acknowledged.
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
+import { loadProfiles } from '@citysense/edge/profiles';
 import { getFamily } from './families/index.ts';
 import type { Metrics } from './families/types.ts';
 import { createNbDevice } from './nbiot/devices.ts';
@@ -306,6 +307,21 @@ export function generateProfileDevices(options: GenerateProfileOptions): Profile
   return out;
 }
 
+/** Edge profiles whose devices speak the generic JSON payload of contracts.md: simulated as generic devices. */
+const EDGE_PROFILES = loadProfiles([]);
+const CONTRACT_JSON_PROFILES = new Set(
+  EDGE_PROFILES.ids()
+    .filter((id) => {
+      const p = EDGE_PROFILES.get(id)!.profile;
+      return p.input === 'mqtt' && p.format === 'json' && (p.json === undefined || (p.json.metricsKey === 'metrics' && p.json.tsKey === 'ts' && p.json.tsUnit === 'ms'));
+    }),
+);
+/** Profiles another part of the simulator plays. */
+const PLAYED_ELSEWHERE: Record<string, string> = {
+  'fire-panel-gb26875': 'a GB/T 26875.3 fire panel: run it with --fire-panel id:secret',
+  'elevator-opcua': 'read over OPC-UA from a controller: run one with --elevator-port',
+};
+
 /**
  * Reads an edge registry keeping each entry's model: entries with a profile this simulator plays
  * (SIM_PROFILES) become profiled devices (HJ 212 TCP stations need `hj212: {mn, password}`, no secret);
@@ -321,14 +337,16 @@ export function parseProfiledRegistry(text: string, source = 'registry'): { devi
   list.forEach((entry: unknown, index) => {
     const e = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>;
     const profile = typeof e.profile === 'string' ? e.profile : undefined;
-    if (profile === undefined || profile === 'generic-json') {
-      generic.push(entry);
+    if (profile === undefined || profile === 'generic-json' || CONTRACT_JSON_PROFILES.has(profile)) {
+      const { profile: _jsonProfile, ...plain } = e;
+      generic.push(plain);
       return;
     }
     const id = typeof e.id === 'string' ? e.id : `entry ${index + 1}`;
     const spec = SIM_PROFILES[profile];
     if (!spec) {
-      skipped.push({ id, reason: `profile "${profile}" has no simulator (known: ${SIM_PROFILE_NAMES.join(', ')})` });
+      const playedBy = PLAYED_ELSEWHERE[profile];
+      skipped.push({ id, reason: playedBy ?? `profile "${profile}" has no simulator (known: ${SIM_PROFILE_NAMES.join(', ')})` });
       return;
     }
     const family = typeof e.family === 'string' ? e.family : spec.family;

@@ -10,16 +10,10 @@
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { OPCUACertificateManager } from 'node-opcua';
+import { makeOpcuaIdentity, type OpcuaIdentity } from '../../scripts/opcua-certs.ts';
 import type { TestProject } from 'vitest/node';
 
-export interface OpcuaTestIdentity {
-  /** The PKI folder the certificate was made in (own/, trusted/, rejected/). */
-  dir: string;
-  certificateFile: string;
-  privateKeyFile: string;
-  applicationUri: string;
-}
+export type OpcuaTestIdentity = OpcuaIdentity;
 
 export interface OpcuaTestPki {
   root: string;
@@ -28,29 +22,11 @@ export interface OpcuaTestPki {
   rogue: OpcuaTestIdentity;
 }
 
-async function makeIdentity(root: string, name: string, applicationUri: string): Promise<OpcuaTestIdentity> {
-  const dir = join(root, name);
-  const cm = new OPCUACertificateManager({ rootFolder: dir, automaticallyAcceptUnknownCertificate: false, disableFileWatchers: true, keySize: 2048 });
-  await cm.initialize();
-  const certificateFile = join(dir, 'own', 'certs', `${name}_certificate.pem`);
-  await cm.createSelfSignedCertificate({
-    applicationUri,
-    subject: `/CN=citysense-test-${name}/O=citysense`,
-    dns: ['localhost'],
-    startDate: new Date(Date.now() - 24 * 3600_000),
-    validity: 30,
-    outputFile: certificateFile,
-  });
-  const privateKeyFile = cm.privateKey;
-  await cm.dispose();
-  return { dir, certificateFile, privateKeyFile, applicationUri };
-}
-
 export default async function setup(project: TestProject) {
   const root = mkdtempSync(join(tmpdir(), 'citysense-test-opcua-pki-'));
-  const client = await makeIdentity(root, 'client', 'urn:citysense:edge:test');
-  const server = await makeIdentity(root, 'server', 'urn:citysense:elevator-sim:test');
-  const rogue = await makeIdentity(root, 'rogue', 'urn:citysense:elevator-sim:rogue');
+  const client = await makeOpcuaIdentity(root, 'client', 'urn:citysense:edge:test');
+  const server = await makeOpcuaIdentity(root, 'server', 'urn:citysense:elevator-sim:test');
+  const rogue = await makeOpcuaIdentity(root, 'rogue', 'urn:citysense:elevator-sim:rogue');
   // Explicit trust both ways (the rogue is trusted by nobody).
   copyFileSync(server.certificateFile, join(client.dir, 'trusted', 'certs', basename(server.certificateFile)));
   copyFileSync(client.certificateFile, join(server.dir, 'trusted', 'certs', basename(client.certificateFile)));

@@ -7,6 +7,7 @@ import type { DeviceRegistry } from '../../registry/registry.ts';
 import type { Ingest } from '../../agent/ingest.ts';
 import type { RateLimitedWarn } from '../../log.ts';
 import { EdgeError } from '../../errors.ts';
+import { setErrorLogger, setWarningLogger } from 'node-opcua';
 import { startOpcuaInput } from './index.ts';
 import type { OpcuaDeviceBinding, OpcuaInput } from './types.ts';
 
@@ -36,6 +37,11 @@ export async function startOpcua(c: EdgeConfig, registry: DeviceRegistry, ingest
     });
   }
   if (bindings.length === 0) return undefined;
+  // node-opcua prints its own multi-line diagnostics to the console; ours are classified and rate-limited
+  // (session_errors_total, the warn lines), so its text goes to the debug log.
+  const opcuaLog = log.child({ component: 'node-opcua' });
+  setWarningLogger((...args: unknown[]) => opcuaLog.debug(args.map(String).join(' ')));
+  setErrorLogger((...args: unknown[]) => opcuaLog.debug(args.map(String).join(' ')));
   return startOpcuaInput({
     servers: c.opcua.servers
       .filter((s) => bindings.some((b) => b.server === s.id))
