@@ -9,7 +9,7 @@ import { Gb26875Decoder, loadGb26875Profile, type Gb26875Event, type Gb26875Samp
 import { FirePanelModel, startFirePanel, type FirePanel } from '../src/fire-panel/index.ts';
 import { startBroker, waitFor, type TestBroker } from './helpers/broker.ts';
 
-const yaml = parseYaml(readFileSync(new URL('../../edge/src/decoders/gb26875/samples/fire-panel-gb26875.yaml', import.meta.url), 'utf8')) as { gb26875: unknown };
+const yaml = parseYaml(readFileSync(new URL('../../edge/profiles/fire-panel-gb26875.yaml', import.meta.url), 'utf8')) as { gb26875: unknown };
 const loaded = loadGb26875Profile(yaml.gb26875);
 if (!loaded.ok) throw new Error(loaded.refusal.message);
 const section = loaded.profile;
