@@ -251,7 +251,11 @@ export function encodeBatch(batch: Batch): Uint8Array {
     if (e.deviceSeq) w.deviceSeq = e.deviceSeq;
     return w;
   });
+  const extra: Record<string, unknown> = {};
+  if (batch.drops?.length) extra.drops = batch.drops;
+  if (batch.lane) extra.lane = batch.lane === 'alarm' ? 2 : 1;
   const msg = BatchType.fromObject({
+    ...extra,
     edgeId: batch.edgeId,
     seq: batch.seq,
     createdMs: batch.createdMs,
@@ -283,6 +287,8 @@ interface WireBatch {
     deviceSeq: number;
   }[];
   series: Required<WireSeries>[];
+  drops: { deviceId: string; dataClass: string; reason: string; count: number; oldestTsMs: number }[];
+  lane: number;
 }
 
 function columnValues(c: Required<WireColumn>, n: number, where: string): MetricValue[] {
@@ -388,7 +394,12 @@ export function decodeBatch(buf: Uint8Array): Batch {
     if (e.deviceSeq) out.deviceSeq = e.deviceSeq;
     return out;
   });
-  return { edgeId: w.edgeId, seq: w.seq, createdMs: w.createdMs, readings, events };
+  const out: Batch = { edgeId: w.edgeId, seq: w.seq, createdMs: w.createdMs, readings, events };
+  if (w.drops.length) {
+    out.drops = w.drops.map((d) => ({ deviceId: d.deviceId, dataClass: d.dataClass === 'alarm' ? 'alarm' : 'telemetry', reason: d.reason, count: d.count, oldestTsMs: d.oldestTsMs }));
+  }
+  if (w.lane) out.lane = w.lane === 2 ? 'alarm' : 'telemetry';
+  return out;
 }
 
 export function encodeAck(ack: Ack): Uint8Array {

@@ -36,6 +36,17 @@ export interface DeviceEvent {
   tags?: Record<string, string>;
 }
 
+export interface DropReport {
+  deviceId: string;
+  dataClass: 'telemetry' | 'alarm';
+  /** Stable reason code, e.g. QUEUE_FULL. */
+  reason: string;
+  count: number;
+  oldestTsMs: number;
+}
+
+export type Lane = 'telemetry' | 'alarm';
+
 export interface Batch {
   edgeId: string;
   /** Per-edge, strictly increasing, never reused. */
@@ -43,6 +54,10 @@ export interface Batch {
   createdMs: number;
   readings: Reading[];
   events: DeviceEvent[];
+  /** Loss the edge reports since its last report (absent or empty: none). */
+  drops?: DropReport[];
+  /** The lane the batch travelled in (absent: telemetry). */
+  lane?: Lane;
 }
 
 export interface Rejection {

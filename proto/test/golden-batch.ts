@@ -36,3 +36,14 @@ export const goldenBatchTags: Batch = {
   ],
   events: [],
 };
+
+/** v1.1: an alarm-lane batch that also reports readings the edge dropped. */
+export const goldenBatchDrops: Batch = {
+  edgeId: 'edge-zz-01',
+  seq: 78,
+  createdMs: 1763900003000,
+  readings: [],
+  events: [{ deviceId: 'demo-fire-001', family: 'fire', ts: 1763900002000, type: 'fire_alarm', attrs: { zone: 'F2-Z1' }, priority: 'alarm', id: 'ev-2', tags: { district: 'zhongyuan' } }],
+  drops: [{ deviceId: 'sim-env-0007', dataClass: 'telemetry', reason: 'QUEUE_FULL', count: 1234, oldestTsMs: 1763800000000 }],
+  lane: 'alarm',
+};

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeAck, decodeBatch, encodeAck, encodeBatch } from '../src/index.ts';
-import { goldenAck, goldenBatch, goldenBatchTags } from './golden-batch.ts';
+import { goldenAck, goldenBatch, goldenBatchDrops, goldenBatchTags } from './golden-batch.ts';
 
 const vector = (name: string) => Buffer.from(readFileSync(new URL(`../vectors/${name}`, import.meta.url), 'utf8').trim(), 'hex');
 
@@ -28,6 +28,11 @@ describe('golden vectors (citysense.v1)', () => {
     const back = decodeBatch(vector('batch-v1.1-tags.hex'));
     const key = (r: { ts: number; tags?: Record<string, string> }) => `${r.tags?.component}@${r.ts}`;
     expect([...back.readings].sort((a, b) => (key(a) < key(b) ? -1 : 1))).toEqual([...goldenBatchTags.readings].sort((a, b) => (key(a) < key(b) ? -1 : 1)));
+  });
+
+  it('v1.1: the lane and the edge\'s drop reports are pinned and round-trip', () => {
+    expect(Buffer.from(encodeBatch(goldenBatchDrops)).toString('hex')).toBe(vector('batch-v1.1-drops.hex').toString('hex'));
+    expect(decodeBatch(vector('batch-v1.1-drops.hex'))).toEqual(goldenBatchDrops);
   });
 
   it('the pinned ack bytes round-trip', () => {
