@@ -134,6 +134,7 @@ async function main(): Promise<void> {
     join(DEMO, 'cloud.yaml'),
     `# Written by npm start (scripts/demo.ts) at each start.
 listen: { host: 127.0.0.1, port: ${ports.cloud} }
+store: { path: ${join(DATA, 'cloud', 'citysense-cloud.db')} }
 influx: { url: ${influxUrl}, database: citysense }
 auth:
   mode: token

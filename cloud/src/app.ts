@@ -8,6 +8,7 @@ import { CloudConfigError, CloudError, PROTO_DECODE_STATUS } from './errors.ts';
 import { createLogger, RateLimitedWarnings, type Logger } from './log.ts';
 import { influxPlugin } from './plugins/influx.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
+import { storePlugin } from './plugins/store.ts';
 import { batchesRoutes } from './routes/ingest/batches.ts';
 import { healthRoutes } from './routes/health.ts';
 
@@ -90,6 +91,7 @@ export function buildApp(config: CloudConfig, opts: BuildAppOptions = {}): Fasti
   const app = Fastify(serverOptions) as unknown as FastifyInstance;
 
   app.register(metricsPlugin, { process: config.metrics.process });
+  app.register(storePlugin, { path: config.store.path });
   app.register(influxPlugin, { influx: config.influx });
 
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {

@@ -17,6 +17,7 @@ export const silentLogger = () => pino({ level: 'silent' });
 export function testConfig(influx: { url: string; db: string }, extra: CloudConfigInput = {}): CloudConfig {
   return parseCloudConfig({
     ...extra,
+    store: { path: ':memory:', ...extra.store },
     listen: { port: 0, ...extra.listen },
     influx: { url: influx.url, database: influx.db, ...extra.influx },
     auth: {

@@ -18,6 +18,7 @@ const ENV_OVERRIDES: { env: string; path: [string, string]; kind: 'string' | 'po
   { env: 'INFLUX_USERNAME', path: ['influx', 'username'], kind: 'string' },
   { env: 'INFLUX_PASSWORD', path: ['influx', 'password'], kind: 'string' },
   { env: 'CITYSENSE_CLOUD_LOG_LEVEL', path: ['log', 'level'], kind: 'string' },
+  { env: 'CITYSENSE_CLOUD_STORE', path: ['store', 'path'], kind: 'string' },
 ];
 
 export const CLOUD_ENV_VARS = ENV_OVERRIDES.map((o) => o.env);

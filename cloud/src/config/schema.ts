@@ -20,6 +20,8 @@ const EdgeSchema = z.strictObject({
 
 export const CloudConfigSchema = z
   .strictObject({
+    /** The cloud's durable state: per-edge seq marks, alert state, webhook outbox (SQLite; ':memory:' for tests). */
+    store: z.strictObject({ path: z.string().min(1).default('.data/cloud/citysense-cloud.db') }).prefault({}),
     listen: z
       .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
