@@ -166,6 +166,11 @@ describe('OPC-UA input, SignAndEncrypt + Basic256Sha256, explicit trust', () => 
       expect(first.sample.quality).toBeUndefined();
       expect(first.sample.ts).toBeGreaterThan(0);
     }
+    // The first values can arrive before the input has asked the server for its monitored-item count.
+    await waitFor('the input to report connected with 18 items', () => {
+      const st = h.input.status()[0];
+      return st?.state === 'connected' && st.monitoredItems === 18;
+    });
     expect(h.input.status()).toEqual([expect.objectContaining({ server: 'ctrl', state: 'connected', monitoredItems: 18 })]);
     expect(sim.monitoredItemCount()).toBe(18);
     expect(await h.metric('citysense_edge_opcua_connected', { server: 'ctrl' })).toBe(1);
