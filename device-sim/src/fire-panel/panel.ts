@@ -292,6 +292,8 @@ export interface FirePanel {
   smoke(detector: string | number, obscurationPctPerM?: number): Promise<void>;
   fireAlarm(zone: string): Promise<void>;
   sprinklerPressureDrop(toMPa: number): Promise<void>;
+  detectors(): string[];
+  zones(): string[];
   fault(component: string | number): Promise<void>;
   reset(): Promise<void>;
   report(): Promise<void>;
@@ -366,6 +368,9 @@ export async function startFirePanel(o: FirePanelOptions): Promise<FirePanel> {
     smoke: (d, ob) => run(() => model.smoke(d, ob)),
     fireAlarm: (z) => run(() => model.fireAlarm(z)),
     sprinklerPressureDrop: (p) => run(() => model.sprinklerPressureDrop(p)),
+    // What scenarios pick from (FirePanelHooks): smoke detectors by id, zones by name.
+    detectors: () => model.components.filter((c) => /-D\d+$/.test(c.id) && c.componentType === PANEL_COMPONENT_TYPES.smokeDetector).map((c) => c.id),
+    zones: () => [...model.zones],
     fault: (c) => run(() => model.fault(c)),
     reset: () => run(() => model.reset()),
     report: () => run(() => model.report()),
