@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import type { CloudConfig } from './config/schema.ts';
 import { CloudConfigError, CloudError, PROTO_DECODE_STATUS } from './errors.ts';
 import { createLogger, RateLimitedWarnings, type Logger } from './log.ts';
+import { ingestPlugin } from './ingest/plugin.ts';
 import { influxPlugin } from './plugins/influx.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
 import { storePlugin } from './plugins/store.ts';
@@ -90,16 +91,20 @@ export function buildApp(config: CloudConfig, opts: BuildAppOptions = {}): Fasti
   // fastify's types pick http or https from the options at compile time; the app is used the same way.
   const app = Fastify(serverOptions) as unknown as FastifyInstance;
 
-  app.register(metricsPlugin, { process: config.metrics.process });
+  app.register(metricsPlugin, { process: config.metrics.process, maxDeviceLabels: config.metrics.maxDeviceLabels });
   app.register(storePlugin, { path: config.store.path });
   app.register(influxPlugin, { influx: config.influx });
+  // app.ingest: seq marks, continuity, drops, backpressure, onBatchStored (the alert engine listens there).
+  app.register(ingestPlugin, { config, now });
 
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     const a = toAnswer(err);
     app.metrics.httpErrors.inc({ code: a.code, status: String(a.status) });
     const onIngest = req.routeOptions.url === '/v1/batches' || req.url.startsWith('/v1/batches');
     if (onIngest) app.metrics.batchesRefused.inc({ reason: a.code });
-    if (a.status >= 500) req.log.error({ code: a.code, err: a.code === 'INTERNAL' ? err : undefined, edge: req.edgeId || undefined }, a.message);
+    // Refusals for load are expected under a backlog: logged at a bounded rate like bad input.
+    if (a.code === 'INGEST_BUSY') warnings.warn(a.code, { edge: req.edgeId || undefined }, a.message);
+    else if (a.status >= 500) req.log.error({ code: a.code, err: a.code === 'INTERNAL' ? err : undefined, edge: req.edgeId || undefined }, a.message);
     else warnings.warn(a.code, { edge: req.edgeId || undefined, url: req.url.slice(0, 200), ip: req.ip }, a.message);
     if (a.status === 401) reply.header('www-authenticate', 'Bearer realm="citysense-edge"');
     if (a.retryable) reply.header('retry-after', String(config.influx.retryAfterSeconds));

@@ -69,6 +69,11 @@ export const CLOUD_ERRORS = {
     retryable: true,
     message: 'InfluxDB refused the cloud\'s credentials: check INFLUX_USERNAME / INFLUX_PASSWORD; send the batch again after Retry-After.',
   },
+  INGEST_BUSY: {
+    status: 503,
+    retryable: true,
+    message: 'The cloud holds as many batches as it may (influx.maxConcurrentWrites + limits.maxQueuedBatches) or InfluxDB is too slow for the load; nothing was stored, send the batch again after Retry-After.',
+  },
   NOT_FOUND: { status: 404, message: 'No such route.' },
   BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
   INTERNAL: { status: 500, message: 'The cloud failed unexpectedly; the batch was not acknowledged, send it again.' },

@@ -57,8 +57,10 @@ export const CloudConfigSchema = z
         writeRetries: z.number().int().min(0).max(5).default(1),
         /** Sent as Retry-After (seconds) when InfluxDB is unavailable. */
         retryAfterSeconds: z.number().int().min(1).max(3600).default(5),
-        /** Keep-alive sockets to InfluxDB; also the most concurrent writes. */
+        /** Keep-alive sockets to InfluxDB. */
         maxSockets: z.number().int().min(1).max(1024).default(16),
+        /** Batch writes to InfluxDB at a time; more batches wait (limits.maxQueuedBatches) or get 503 INGEST_BUSY. */
+        maxConcurrentWrites: z.number().int().min(1).max(256).default(4),
       })
       .prefault({}),
     auth: z
@@ -81,6 +83,19 @@ export const CloudConfigSchema = z
         minTimestampMs: z.number().int().default(946_684_800_000),
         /** How far past the cloud's clock a reading's time may be. */
         maxFutureSkewMs: z.number().int().min(0).default(10 * 60_000),
+        /** Uploads held beyond the ones writing (being read, decoded, waiting for a write slot); more → 503 INGEST_BUSY. */
+        maxQueuedBatches: z.number().int().min(0).max(10_000).default(8),
+      })
+      .prefault({}),
+    /** Dedupe by (edge, seq) and per-device continuity (src/ingest/dedupe.ts, continuity.ts). */
+    ingest: z
+      .strictObject({
+        /** Processed-seq ranges remembered per edge; past it the lowest hole is taken as processed. */
+        seqRangesPerEdge: z.number().int().min(16).max(1_000_000).default(4096),
+        /** A deviceSeq hole not filled within this time counts as a gap. */
+        gapGraceMs: z.number().int().min(0).default(10 * 60_000),
+        /** deviceSeq holes remembered per device; past it the lowest is forgotten (counted as a gap). */
+        gapRangesPerDevice: z.number().int().min(1).max(10_000).default(64),
       })
       .prefault({}),
     log: z
@@ -95,6 +110,8 @@ export const CloudConfigSchema = z
       .strictObject({
         /** Node process metrics (CPU, memory, event loop) beside the cloud's own. */
         process: z.boolean().default(true),
+        /** Distinct device ids used as label values (gaps, duplicates, drops) before "other". */
+        maxDeviceLabels: z.number().int().min(1).default(10_000),
       })
       .prefault({}),
   })

@@ -1,6 +1,8 @@
 // Writes a validated batch to InfluxDB and builds the Ack. The Ack exists only once InfluxDB has
 // answered the write: 204 (all stored) or 400 (the rest stored, the refused points listed). Anything else
 // throws a retryable CloudError, and the edge keeps the batch.
+// What was written is not counted here: the route counts it (countStored) only once the batch is marked
+// processed for the first time (plugin.ts), so a replayed batch does not inflate the counters.
 import type { Ack, Batch, Rejection } from '@citysense/proto';
 import { CloudError } from '../errors.ts';
 import type { CloudMetrics } from '../plugins/metrics.ts';
@@ -18,6 +20,26 @@ export interface StoreResult {
   ack: Ack;
   /** The InfluxDB refusal message, when there was one (for the log). */
   influxMessage?: string;
+  /** What was written and left out, for countStored(). */
+  tally: StoreTally;
+  /** Readings and events InfluxDB stored (validated, not refused), in decoded order. */
+  stored: Pick<ValidatedBatch, 'readings' | 'events'>;
+}
+
+export interface StoreTally {
+  readingsByFamily: Map<string, number>;
+  eventsByType: Map<string, number>;
+  rejections: Rejection[];
+  /** Points InfluxDB dropped beyond the one unattributed rejection that carries their count. */
+  extraUnattributed: number;
+}
+
+/** Counts a stored batch in the metrics: call it once per batch, for first-time batches only. */
+export function countStored(metrics: CloudMetrics, t: StoreTally): void {
+  for (const [family, count] of t.readingsByFamily) metrics.readingsWritten.inc({ family }, count);
+  for (const [type, count] of t.eventsByType) metrics.eventsWritten.inc({ type }, count);
+  for (const r of t.rejections) (r.kind === 'reading' ? metrics.readingsRejected : metrics.eventsRejected).inc({ reason: r.code });
+  if (t.extraUnattributed > 0) metrics.readingsRejected.inc({ reason: 'INFLUX_REJECTED' }, t.extraUnattributed);
 }
 
 function pointRefs(v: ValidatedBatch, lines: readonly string[]): PointRef[] {
@@ -100,18 +122,17 @@ export async function storeBatch(batch: Batch, v: ValidatedBatch, deps: StoreDep
   }
 
   // Counted per label first: one inc per family instead of one per reading.
-  const byFamily = new Map<string, number>();
-  for (const { index, reading } of v.readings) if (!refusedReadings.has(index)) byFamily.set(reading.family, (byFamily.get(reading.family) ?? 0) + 1);
-  for (const [family, count] of byFamily) metrics.readingsWritten.inc({ family }, count);
-  const byType = new Map<string, number>();
-  for (const { index, event } of v.events) {
-    if (refusedEvents.has(index)) continue;
+  const readingsByFamily = new Map<string, number>();
+  const storedReadings = v.readings.filter(({ index }) => !refusedReadings.has(index));
+  for (const { reading } of storedReadings) readingsByFamily.set(reading.family, (readingsByFamily.get(reading.family) ?? 0) + 1);
+  const eventsByType = new Map<string, number>();
+  const storedEvents = v.events.filter(({ index }) => !refusedEvents.has(index));
+  for (const { event } of storedEvents) {
     const type = metrics.eventTypeLabel(event.type);
-    byType.set(type, (byType.get(type) ?? 0) + 1);
+    eventsByType.set(type, (eventsByType.get(type) ?? 0) + 1);
   }
-  for (const [type, count] of byType) metrics.eventsWritten.inc({ type }, count);
-  for (const r of rejections) (r.kind === 'reading' ? metrics.readingsRejected : metrics.eventsRejected).inc({ reason: r.code });
-  if (unattributed > 1) metrics.readingsRejected.inc({ reason: 'INFLUX_REJECTED' }, unattributed - 1);
+  const tally: StoreTally = { readingsByFamily, eventsByType, rejections, extraUnattributed: Math.max(0, unattributed - 1) };
+  const stored = { readings: storedReadings, events: storedEvents };
 
   const rejected = v.rejections.length + refusedByInflux.length + unattributed;
   const ack: Ack = {
@@ -121,5 +142,5 @@ export async function storeBatch(batch: Batch, v: ValidatedBatch, deps: StoreDep
     rejections,
     duplicate: false,
   };
-  return influxMessage === undefined ? { ack } : { ack, influxMessage };
+  return influxMessage === undefined ? { ack, tally, stored } : { ack, tally, stored, influxMessage };
 }

@@ -19,6 +19,21 @@ export interface CloudMetrics {
   httpErrors: Counter<'code' | 'status'>;
   /** Label values that come from edges (event types) pass through here to keep cardinality bounded. */
   eventTypeLabel(type: string): string;
+  // Ingestion: dedupe, continuity, drops, backpressure (src/ingest/).
+  batchesDuplicate: Counter<'edge'>;
+  seqMarksAssumed: Counter<'edge'>;
+  deviceGaps: Counter<'device'>;
+  deviceDuplicates: Counter<'device'>;
+  deviceLate: Counter<'device'>;
+  devicesWithGaps: Gauge;
+  edgeDropped: Counter<'edge' | 'device' | 'class' | 'reason'>;
+  influxWritesInFlight: Gauge;
+  ingestWaiting: Gauge;
+  ingestBusy: Counter<'stage'>;
+  /** Device ids as label values: the first metrics.maxDeviceLabels distinct ones, then "other". */
+  deviceLabel(device: string): string;
+  /** Drop reasons reported by edges: the first 100 distinct ones, then "other". */
+  dropReasonLabel(reason: string): string;
 }
 
 /** Keeps the first `max` distinct values; later ones are counted under "other". */
@@ -32,7 +47,13 @@ function boundedLabel(max: number): (v: string) => string {
   };
 }
 
-export function createCloudMetrics(opts: { process: boolean }): CloudMetrics {
+export interface CloudMetricsOptions extends Record<string, unknown> {
+  process: boolean;
+  /** Distinct device label values before "other" (default 10000). */
+  maxDeviceLabels?: number;
+}
+
+export function createCloudMetrics(opts: CloudMetricsOptions): CloudMetrics {
   const registry = new Registry();
   if (opts.process) collectDefaultMetrics({ register: registry, prefix: PREFIX });
   const registers = [registry];
@@ -61,6 +82,33 @@ export function createCloudMetrics(opts: { process: boolean }): CloudMetrics {
     influxUp: new Gauge({ name: `${PREFIX}influx_up`, help: '1 if the last write or ping reached InfluxDB, else 0', registers }),
     httpErrors: new Counter({ name: `${PREFIX}http_errors_total`, help: 'Error answers by code and HTTP status', labelNames: ['code', 'status'], registers }),
     eventTypeLabel: boundedLabel(200),
+    batchesDuplicate: new Counter({ name: `${PREFIX}batches_duplicate_total`, help: 'Batches whose (edge, seq) was already processed: written again, not counted or alerted on again', labelNames: ['edge'], registers }),
+    seqMarksAssumed: new Counter({
+      name: `${PREFIX}seq_marks_assumed_total`,
+      help: 'Batch seqs never received that were taken as processed to keep the seq marks within ingest.seqRangesPerEdge',
+      labelNames: ['edge'],
+      registers,
+    }),
+    deviceGaps: new Counter({ name: `${PREFIX}device_gaps_total`, help: 'Readings/events a device sent (by deviceSeq) that had not arrived after ingest.gapGraceMs', labelNames: ['device'], registers }),
+    deviceDuplicates: new Counter({ name: `${PREFIX}device_duplicates_total`, help: 'deviceSeq numbers that arrived again in a new batch', labelNames: ['device'], registers }),
+    deviceLate: new Counter({ name: `${PREFIX}device_late_total`, help: 'deviceSeq numbers that arrived after being counted as a gap (gaps - late = still missing)', labelNames: ['device'], registers }),
+    devicesWithGaps: new Gauge({ name: `${PREFIX}devices_with_open_gaps`, help: 'Devices with deviceSeq numbers missing below their highest (pending or counted)', registers }),
+    edgeDropped: new Counter({
+      name: `${PREFIX}edge_dropped_total`,
+      help: 'Readings/events the edges reported they had to drop, by device, data class and reason',
+      labelNames: ['edge', 'device', 'class', 'reason'],
+      registers,
+    }),
+    influxWritesInFlight: new Gauge({ name: `${PREFIX}influx_writes_in_flight`, help: 'Batch writes to InfluxDB in progress (at most influx.maxConcurrentWrites)', registers }),
+    ingestWaiting: new Gauge({ name: `${PREFIX}ingest_batches_waiting`, help: 'Admitted uploads holding no write slot: being read, decoded or waiting for a slot', registers }),
+    ingestBusy: new Counter({
+      name: `${PREFIX}ingest_busy_total`,
+      help: 'Uploads refused with 503 INGEST_BUSY, by stage (admission: before the body; write_slot: waited too long or too many waiting)',
+      labelNames: ['stage'],
+      registers,
+    }),
+    deviceLabel: boundedLabel(opts.maxDeviceLabels ?? 10_000),
+    dropReasonLabel: boundedLabel(100),
   };
 }
 
@@ -70,7 +118,7 @@ declare module 'fastify' {
   }
 }
 
-export const metricsPlugin = shared<{ process: boolean }>('citysense-metrics', async (app, opts) => {
+export const metricsPlugin = shared<CloudMetricsOptions>('citysense-metrics', async (app, opts) => {
   const metrics = createCloudMetrics(opts);
   app.decorate('metrics', metrics);
   app.get('/metrics', async (_req, reply) => {

@@ -2,7 +2,11 @@
 //   authenticate (edge-auth, onRequest, before the body is read)
 //   → read the body (content-type parser: limits.bodyBytes, gunzip capped at limits.inflatedBytes)
 //   → decode (@citysense/proto) → check it is the authenticated edge's batch → check batch limits
-//   → validate each reading and event → write to InfluxDB → Ack.
+//   → validate each reading and event → write to InfluxDB (holding a write slot: ingest/backpressure.ts)
+//   → mark (edge, seq) processed, with continuity, drops and the alert engine, in one store transaction
+//     (ingest/plugin.ts) → Ack (duplicate: true when the seq was already processed).
+// Admission comes first of all, right after authentication: when the cloud already holds as many uploads
+// as it may, the answer is 503 INGEST_BUSY before the body is read.
 import { decodeBatch, encodeAck, type Batch } from '@citysense/proto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { CloudConfig } from '../../config/schema.ts';
@@ -44,6 +48,21 @@ export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app
 
   await app.register(edgeAuthPlugin, { auth: opts.config.auth, env: opts.env });
 
+  // Backpressure, step one: admission (after edge-auth's onRequest, before the body is read).
+  const admitted = new WeakSet<FastifyRequest>();
+  const leave = (req: FastifyRequest) => {
+    if (!admitted.delete(req)) return;
+    app.ingest.gate.leave();
+  };
+  app.addHook('onRequest', async (req) => {
+    if (!app.ingest.gate.tryAdmit()) {
+      app.metrics.ingestBusy.inc({ stage: 'admission' });
+      throw new CloudError('INGEST_BUSY', `${app.ingest.gate.admitted} uploads already in progress`);
+    }
+    admitted.add(req);
+  });
+  app.addHook('onRequestAbort', async (req) => leave(req));
+
   // Only protobuf is parsed here: any other Content-Type is refused with 415 by fastify before the body
   // is read, and the JSON parser cannot be made to buffer a large body on this route.
   app.removeAllContentTypeParsers();
@@ -55,6 +74,7 @@ export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app
   });
 
   app.addHook('onResponse', async (req, reply) => {
+    leave(req);
     app.metrics.ingestSeconds.observe({ status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
@@ -73,8 +93,19 @@ export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app
     for (const r of validated.rejections) {
       opts.warnings.warn(r.code, { edge: req.edgeId, seq: batch.seq, kind: r.kind, index: r.index }, r.message);
     }
-    const { ack, influxMessage } = await storeBatch(batch, validated, { writer: app.influx.writer, metrics: app.metrics });
-    if (influxMessage !== undefined) {
+    // A replay is written again too: it overwrites its own points, and repairs a write InfluxDB stored
+    // only in part before it failed.
+    let result;
+    try {
+      result = await app.ingest.gate.withWriteSlot(() => storeBatch(batch, validated, { writer: app.influx.writer, metrics: app.metrics }));
+    } catch (err) {
+      if (err instanceof CloudError && err.code === 'INGEST_BUSY') app.metrics.ingestBusy.inc({ stage: 'write_slot' });
+      throw err;
+    }
+    const { duplicate } = app.ingest.commit(req.edgeId, batch, result);
+    const { ack, influxMessage } = result;
+    ack.duplicate = duplicate;
+    if (influxMessage !== undefined && !duplicate) {
       opts.warnings.warn('INFLUX_REJECTED', { edge: req.edgeId, seq: batch.seq, rejected: ack.rejected }, `InfluxDB refused points: ${influxMessage.slice(0, 500)}`);
     }
     reply.type(BATCH_CONTENT_TYPE);
