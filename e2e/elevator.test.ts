@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startElevatorServer, type ElevatorServer } from '../device-sim/src/transports/opcua-server.ts';
 import { FAULT_CODE } from '../device-sim/src/elevator/car.ts';
+import { runSim } from '@citysense/device-sim';
 import { startStack, type Stack } from './stack.ts';
 import { waitFor } from './setup/influx.ts';
 import './setup/opcua-pki.global.ts';
@@ -86,6 +87,27 @@ describe('OPC-UA elevator controller → edge → cloud → InfluxDB', () => {
     await waitFor('entrapment_cleared', async () => (await stack.influx.query(`SELECT * FROM events WHERE device_id = 'elev-erqi-2' AND type = 'entrapment_cleared'`)).length === 1, 20_000);
     // Still exactly one entrapment: the rule is edge-triggered.
     expect(await stack.influx.query(`SELECT * FROM events WHERE device_id = 'elev-erqi-2' AND type = 'entrapment'`)).toHaveLength(1);
+  });
+
+  it('the entrapment scenario of device-sim, driving the controller, ends in one entrapment alarm', async () => {
+    sim.car(1).clearFault();
+    const stats = await runSim({
+      url: stack.mqttUrl,
+      devices: [],
+      scenario: 'entrapment',
+      parts: { elevators: { triggerFault: (car, code) => sim.car(car).triggerFault(code), setPassenger: (car, p) => sim.car(car).setPassenger(p), cars: () => [1] } },
+      intervalMs: 50,
+      simStepMs: 2_000,
+      seed: 4,
+      progress: false,
+      log: () => undefined,
+    });
+    expect(stats.scenario?.executed.map((s) => [s.name, s.error])).toEqual([
+      ['a passenger boards', undefined],
+      ['the car stops between floors, doors shut: entrapment', undefined],
+    ]);
+    await waitFor('the scenario\'s entrapment', async () => (await stack.influx.query(`SELECT * FROM events WHERE device_id = 'elev-erqi-1' AND type = 'entrapment' AND priority = 'alarm'`)).length === 1, 20_000);
+    sim.car(1).clearFault();
   });
 
   it('a controller restart is survived: values flow again without duplicated monitored items', async () => {

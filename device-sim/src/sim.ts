@@ -701,6 +701,14 @@ export async function runSim(options: SimOptions = {}): Promise<SimStats> {
       const gap = options.connectIntervalMs ?? 2;
       if (gap > 0) await sleep(gap);
     }
+    // A scenario that only drives parts (a fire panel, an elevator controller) and no device of the
+    // run: its own clock plays the steps, one simulated step per interval, bounded by `count` steps.
+    if (scenario && devices.length === 0) {
+      for (let k = 0; k < (count ?? 1) && !stop.signal.aborted; k++) {
+        scenario.advance(startTs + k * simStepMs);
+        await Promise.race([sleep(intervalMs), stopped]);
+      }
+    }
     await Promise.all(running);
 
     // Drain: give outstanding messages a bounded time to be acknowledged.
