@@ -3,7 +3,9 @@
 // with the station profile's names, units (mg/m³ gases converted to µg/m³), timestamps and quality flags.
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeFrame } from '@citysense/edge/hj212';
 import { startStack, type Stack } from './stack.ts';
 import { waitFor } from './setup/influx.ts';
 
@@ -11,12 +13,16 @@ interface Vector { name: string; frame: string; valid: boolean; data_time?: stri
 const vectors: Vector[] = JSON.parse(readFileSync(new URL('../../shared/testdata/hj212/vectors.json', import.meta.url), 'utf8')).vectors;
 const v = (name: string) => vectors.find((x) => x.name === name)!;
 const MN = '010000A8900016F000169DC0';
+const DTU_MN = '010000A8900016F000169DD1';
 
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack(
     'hj212',
-    [{ id: 'demo-hj212-001', family: 'environment', district: 'jinshui', profile: 'hj212-air-station', hj212: { mn: MN, password: '123456' } }],
+    [
+      { id: 'demo-hj212-001', family: 'environment', district: 'jinshui', profile: 'hj212-air-station', hj212: { mn: MN, password: '123456' } },
+      { id: 'dtu-hj212-002', family: 'environment', district: 'erqi', profile: 'hj212-air-station-dtu', secret: 'dtu-hj212-002-secret', hj212: { mn: DTU_MN } },
+    ],
     // The vectors are from 2024: accept old timestamps for this test.
     { normalise: { maxPastAgeMs: 20 * 365 * 24 * 3600_000 } },
   );
@@ -85,5 +91,20 @@ describe('HJ 212-2017 station → edge listener → cloud → InfluxDB', () => {
     expect(answers[0]).toContain('QnRtn=3');
     sock.end();
     expect(await metric('citysense_edge_hj212_frames_refused_total')).toMatch(/reason="HJ212_BAD_PASSWORD"\} 1/);
+  });
+
+  it('behind a DTU over MQTT: the same frames as payloads land too; a frame with another station\'s MN is refused', async () => {
+    const c = await mqtt.connectAsync(stack.mqttUrl, { username: 'dtu-hj212-002', password: 'dtu-hj212-002-secret', reconnectPeriod: 0 });
+    const seg = (mn: string) => `QN=20240115120000001;ST=22;CN=2011;PW=123456;MN=${mn};Flag=4;CP=&&DataTime=20240115120000;a34004-Rtd=41.5,a34004-Flag=N;a21004-Rtd=0.040,a21004-Flag=N&&`;
+    await c.publishAsync('devices/dtu-hj212-002/telemetry', encodeFrame(seg(DTU_MN)), { qos: 1 });
+    await c.publishAsync('devices/dtu-hj212-002/telemetry', encodeFrame(seg(MN)), { qos: 1 });
+    await c.endAsync();
+    let rows: Record<string, unknown>[] = [];
+    await waitFor('the DTU reading', async () => {
+      rows = await stack.influx.query(`SELECT * FROM environment WHERE device_id = 'dtu-hj212-002'`);
+      return rows.length === 1;
+    });
+    expect(rows[0]).toMatchObject({ time: Date.parse('2024-01-15T12:00:00+08:00'), pm25: 41.5, no2: 40, district: 'erqi' });
+    expect(await metric('citysense_edge_messages_rejected_total')).toMatch(/device="dtu-hj212-002",reason="HJ212_WRONG_MN"\} 1/);
   });
 });
