@@ -10,6 +10,9 @@ import { ingestPlugin } from './ingest/plugin.ts';
 import { influxPlugin } from './plugins/influx.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
 import { storePlugin } from './plugins/store.ts';
+import { alertsPlugin } from './alerts/plugin.ts';
+import { operatorAuthPlugin } from './auth/plugin.ts';
+import { alertRoutes } from './routes/alerts/index.ts';
 import { batchesRoutes } from './routes/ingest/batches.ts';
 import { healthRoutes } from './routes/health.ts';
 
@@ -20,6 +23,8 @@ export interface BuildAppOptions {
   env?: Record<string, string | undefined>;
   /** The cloud clock, for timestamp plausibility (tests). */
   now?: () => number;
+  /** Jitter source for webhook retry backoff (tests). */
+  random?: () => number;
 }
 
 /** fastify errors that are the client's doing, mapped to the catalogue. */
@@ -117,6 +122,10 @@ export function buildApp(config: CloudConfig, opts: BuildAppOptions = {}): Fasti
   });
 
   app.register(healthRoutes);
+  // Alerts (issue 5): engine + outbox (app.alerts, app.webhooks), operator login, the alerts API.
+  app.register(alertsPlugin, { config, env, now, ...(opts.random ? { random: opts.random } : {}) });
+  app.register(operatorAuthPlugin, { operators: config.operators, env, now });
+  app.register(alertRoutes, { config });
   app.register(batchesRoutes, { config, env, warnings, now });
   app.addHook('onClose', async () => warnings.flush());
   return app;

@@ -74,6 +74,39 @@ export const CLOUD_ERRORS = {
     retryable: true,
     message: 'The cloud holds as many batches as it may (influx.maxConcurrentWrites + limits.maxQueuedBatches) or InfluxDB is too slow for the load; nothing was stored, send the batch again after Retry-After.',
   },
+  // Operators and alerts (issue 5).
+  AUTH_MISSING: {
+    status: 401,
+    message: 'This needs an operator token: POST /v1/auth/login, then send "Authorization: Bearer <token>".',
+  },
+  AUTH_INVALID: {
+    status: 401,
+    message: 'The operator token is not valid or has expired: log in again (POST /v1/auth/login).',
+  },
+  LOGIN_FAILED: {
+    status: 401,
+    message: 'Wrong username or password.',
+  },
+  FORBIDDEN: {
+    status: 403,
+    message: 'Your role may not do this: viewers may read, operators may acknowledge and resolve, admins may retry deliveries.',
+  },
+  ALERT_NOT_FOUND: {
+    status: 404,
+    message: 'No alert has this id: list alerts with GET /v1/alerts.',
+  },
+  ALERT_RESOLVED: {
+    status: 409,
+    message: 'The alert is already resolved and cannot be acknowledged; a new occurrence is a new alert.',
+  },
+  STREAM_FULL: {
+    status: 503,
+    message: 'The alert stream has as many clients as alerts.stream.maxClients allows: try again later.',
+  },
+  DELIVERY_NOT_FOUND: {
+    status: 404,
+    message: 'No dead-letter delivery has this id: list them with GET /v1/webhooks/deliveries?status=dead.',
+  },
   NOT_FOUND: { status: 404, message: 'No such route.' },
   BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
   INTERNAL: { status: 500, message: 'The cloud failed unexpectedly; the batch was not acknowledged, send it again.' },

@@ -1,6 +1,8 @@
 // The cloud's configuration: the only truth about what can be set. Every key has a default, unknown keys
 // are refused (a typo must not silently fall back to a default), and the parsed result is frozen.
 import { z } from 'zod';
+import { Duration } from '../alerts/duration.ts';
+import { RuleSchema, SEVERITIES, CATEGORIES } from '../alerts/rules.ts';
 
 const MiB = 1024 * 1024;
 
@@ -17,6 +19,51 @@ const EdgeSchema = z.strictObject({
   /** Subject CN of the edge's client certificate, when it is not the edge id itself. */
   certCn: z.string().min(1).optional(),
 });
+
+// --- alerts, webhooks, operators (issue 5; owner: alert engine) ---
+
+const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+/** Where an alert state change is sent. */
+export const WebhookTargetSchema = z
+  .strictObject({
+    /** Stable id: metrics labels, the outbox, and the edge's `edge_notified` attribute name it. */
+    id: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, 'a target id is lower-case letters, digits, _ . - (at most 64)'),
+    url: z.url({ protocol: /^https?$/ }),
+    /** HMAC-SHA256 key of X-Citysense-Signature; prefer secretEnv. */
+    secret: z.string().min(8).optional(),
+    secretEnv: EnvName.optional(),
+    /** Which state changes go here; an absent list matches all. */
+    match: z
+      .strictObject({
+        categories: z.array(z.enum(CATEGORIES)).min(1).optional(),
+        severities: z.array(z.enum(SEVERITIES)).min(1).optional(),
+        districts: z.array(z.string().min(1)).min(1).optional(),
+        states: z.array(z.enum(['firing', 'acknowledged', 'resolved'])).min(1).optional(),
+      })
+      .prefault({}),
+    /** One attempt: no complete answer within this is a failed attempt. */
+    timeoutMs: z.number().int().min(100).max(120_000).default(5_000),
+    /** Attempts before the delivery goes to the dead-letter list. */
+    maxAttempts: z.number().int().min(1).max(100).default(10),
+    backoff: z
+      .strictObject({ initialMs: z.number().int().min(1).default(1_000), maxMs: z.number().int().min(1).default(300_000) })
+      .prefault({}),
+    /** Storm bound: token bucket per target; deliveries over it wait (never dropped). */
+    rateLimit: z
+      .strictObject({ perMinute: z.number().positive().default(120), burst: z.number().int().min(1).default(30) })
+      .prefault({}),
+  })
+  .refine((t) => (t.secret === undefined) !== (t.secretEnv === undefined), { message: 'give secret or secretEnv (one of them)' });
+
+export const OperatorSchema = z.strictObject({
+  username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'a username is 1-64 letters, digits, _ . @ -'),
+  role: z.enum(['viewer', 'operator', 'admin']),
+  /** scrypt$N$r$p$<salt b64>$<hash b64>, made by `npx tsx cloud/src/auth/hash-password.ts <password>`. */
+  passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, 'must be scrypt$N$r$p$salt$hash (see cloud/README.md)'),
+});
+
+const FAMILY_INTERVALS = { environment: 60_000, fire: 300_000, elevator: 60_000, nbiot: 4 * 3_600_000 };
 
 export const CloudConfigSchema = z
   .strictObject({
@@ -114,8 +161,88 @@ export const CloudConfigSchema = z
         maxDeviceLabels: z.number().int().min(1).default(10_000),
       })
       .prefault({}),
+    alerts: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** Rule files or directories (YAML/JSON); default: the rules shipped in cloud/rules/. */
+        rulesFiles: z.array(z.string().min(1)).optional(),
+        /** Rules written into the config itself, after those of the files. */
+        rules: z.array(RuleSchema).default([]),
+        /** Expected reporting interval per family, for offline rules that give neither after nor expectedInterval. */
+        expectedIntervalMs: z
+          .strictObject({
+            environment: z.number().int().min(1000).default(FAMILY_INTERVALS.environment),
+            fire: z.number().int().min(1000).default(FAMILY_INTERVALS.fire),
+            elevator: z.number().int().min(1000).default(FAMILY_INTERVALS.elevator),
+            nbiot: z.number().int().min(1000).default(FAMILY_INTERVALS.nbiot),
+          })
+          .prefault({}),
+        /** How often offline rules and autoResolveAfter are checked (wall clock). */
+        checkIntervalMs: z.number().int().min(100).default(10_000),
+        /** Flapping: this many firings of one rule × device within windowMs mark the alert flapping; it then
+         * resolves only after its clear condition held for quietMs. */
+        flapping: z
+          .strictObject({
+            maxFirings: z.number().int().min(2).default(4),
+            windowMs: Duration.default(3_600_000),
+            quietMs: Duration.default(900_000),
+          })
+          .prefault({}),
+        /** Rule × device series tracked in memory and the store (pending, firing, rate windows). */
+        maxSeries: z.number().int().min(100).default(200_000),
+        /** Devices remembered for offline rules. */
+        maxDevices: z.number().int().min(100).default(200_000),
+        /** Samples kept per series for rate rules (thinned beyond it). */
+        maxRateSamples: z.number().int().min(4).max(10_000).default(120),
+        /** GET /v1/alerts: most rows per page. */
+        maxPageSize: z.number().int().min(1).max(10_000).default(500),
+        stream: z
+          .strictObject({
+            heartbeatMs: z.number().int().min(1000).default(15_000),
+            /** A client whose unsent bytes exceed this is disconnected (it resumes with Last-Event-ID). */
+            maxBufferedBytes: z.number().int().min(1024).default(1024 * 1024),
+            maxClients: z.number().int().min(1).default(100),
+            /** Most state changes replayed per read of the store. */
+            replayChunk: z.number().int().min(1).default(500),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    webhooks: z
+      .strictObject({
+        targets: z.array(WebhookTargetSchema).default([]),
+        /** With CITYSENSE_WEBHOOK_URL set, the four demo targets post there (contracts.md). */
+        demoTargetsFromEnv: z.boolean().default(true),
+        /** Deliveries in flight at once, all targets together. */
+        maxConcurrent: z.number().int().min(1).max(1000).default(16),
+        /** How often the outbox is polled for due deliveries (new ones start at once). */
+        pollIntervalMs: z.number().int().min(10).default(1_000),
+        /** Delivered rows older than this are deleted from the outbox (dead letters are kept). */
+        retainDeliveredMs: Duration.default(7 * 86_400_000),
+      })
+      .prefault({}),
+    operators: z
+      .strictObject({
+        users: z.array(OperatorSchema).default([]),
+        /** Adds the demo operators of contracts.md (admin, duty, viewer): for the demo stack only. */
+        demoUsers: z.boolean().default(false),
+        /** Environment variable with the HMAC key of operator tokens; unset: a random key per process. */
+        tokenSecretEnv: EnvName.default('CITYSENSE_AUTH_SECRET'),
+        tokenTtl: Duration.default(12 * 3_600_000),
+      })
+      .prefault({}),
   })
   .superRefine((c, ctx) => {
+    const targetIds = new Set<string>();
+    c.webhooks.targets.forEach((t, i) => {
+      if (targetIds.has(t.id)) ctx.addIssue({ code: 'custom', path: ['webhooks', 'targets', i, 'id'], message: `target id ${t.id} is listed twice` });
+      targetIds.add(t.id);
+    });
+    const users = new Set<string>();
+    c.operators.users.forEach((u, i) => {
+      if (users.has(u.username)) ctx.addIssue({ code: 'custom', path: ['operators', 'users', i, 'username'], message: `operator ${u.username} is listed twice` });
+      users.add(u.username);
+    });
     const needsToken = c.auth.mode === 'token';
     const needsCa = c.auth.mode !== 'token';
     if (needsCa && !c.listen.tls?.ca) {
@@ -143,3 +270,5 @@ export type CloudConfigInput = z.input<typeof CloudConfigSchema>;
 /** The validated, defaulted configuration. */
 export type CloudConfig = Readonly<z.output<typeof CloudConfigSchema>>;
 export type EdgeConfig = z.output<typeof EdgeSchema>;
+export type WebhookTargetConfig = z.output<typeof WebhookTargetSchema>;
+export type OperatorConfig = z.output<typeof OperatorSchema>;
