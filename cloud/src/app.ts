@@ -14,6 +14,12 @@ import { alertsPlugin } from './alerts/plugin.ts';
 import { operatorAuthPlugin } from './auth/plugin.ts';
 import { alertRoutes } from './routes/alerts/index.ts';
 import { batchesRoutes } from './routes/ingest/batches.ts';
+import { influxAdminPlugin } from './influx-admin/plugin.ts';
+import { registryPlugin } from './registry/plugin.ts';
+import { auditRoutes } from './routes/audit/index.ts';
+import { deviceRoutes } from './routes/devices/index.ts';
+import { districtRoutes } from './routes/districts/index.ts';
+import { edgeRoutes } from './routes/edges/index.ts';
 import { healthRoutes } from './routes/health.ts';
 
 export interface BuildAppOptions {
@@ -127,6 +133,13 @@ export function buildApp(config: CloudConfig, opts: BuildAppOptions = {}): Fasti
   app.register(operatorAuthPlugin, { operators: config.operators, env, now });
   app.register(alertRoutes, { config });
   app.register(batchesRoutes, { config, env, warnings, now });
+  // Device registry, query API, audit log, edge registry slices, retention + roll-ups (issue 7).
+  app.register(registryPlugin, { config, now });
+  app.register(influxAdminPlugin, { config });
+  app.register(deviceRoutes, { config, now });
+  app.register(districtRoutes);
+  app.register(auditRoutes, { config });
+  app.register(edgeRoutes, { config, env });
   app.addHook('onClose', async () => warnings.flush());
   return app;
 }

@@ -107,6 +107,39 @@ export const CLOUD_ERRORS = {
     status: 404,
     message: 'No dead-letter delivery has this id: list them with GET /v1/webhooks/deliveries?status=dead.',
   },
+  // Device registry, query API, audit (issue 7).
+  DEVICE_NOT_FOUND: {
+    status: 404,
+    message: 'No device has this id in the registry: list devices with GET /v1/devices.',
+  },
+  DEVICE_EXISTS: {
+    status: 409,
+    message: 'A device with this id (or this HJ 212 MN) is already registered: change it with PATCH /v1/devices/{id}, or pick another id.',
+  },
+  DEVICE_INVALID: {
+    status: 400,
+    message: 'The device is not valid: fix the fields named below (docs/registry.md lists them).',
+  },
+  DEVICE_NO_CREDENTIAL: {
+    status: 409,
+    message: 'The device has no credential of this kind to rotate (devices read over OPC-UA have none; only HJ 212 stations have a PW).',
+  },
+  CSV_INVALID: {
+    status: 400,
+    message: 'The CSV cannot be read as a device list: send text/csv with a header line naming known columns (docs/registry.md).',
+  },
+  IMPORT_REFUSED: {
+    status: 422,
+    message: 'Some rows are invalid, so nothing was imported: fix the rows listed with their line numbers, or send ?mode=partial to import the good rows.',
+  },
+  QUERY_INVALID: {
+    status: 400,
+    message: 'The query parameters are not valid: see docs/query-api.md for metric, from, to, every and fn.',
+  },
+  EDGE_SLICE_FORBIDDEN: {
+    status: 403,
+    message: 'An edge may fetch only its own registry slice: the edge id in the path is not the edge that authenticated.',
+  },
   NOT_FOUND: { status: 404, message: 'No such route.' },
   BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
   INTERNAL: { status: 500, message: 'The cloud failed unexpectedly; the batch was not acknowledged, send it again.' },

@@ -63,6 +63,75 @@ export const OperatorSchema = z.strictObject({
   passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, 'must be scrypt$N$r$p$salt$hash (see cloud/README.md)'),
 });
 
+// --- registry, query API, retention (issue 7; owner: registry/query) ---
+
+/** An InfluxDB retention duration: a whole number of h, d or w (at least 1h), or INF. */
+const RetentionDuration = z
+  .string()
+  .regex(/^(INF|inf|[1-9][0-9]{0,5}[hdw])$/, 'a retention is a whole number of h, d or w (e.g. 30d, 26w), or INF');
+/** A RESAMPLE FOR window: a whole number of m, h or d. */
+const ResampleFor = z.string().regex(/^[1-9][0-9]{0,4}[mhd]$/, 'a window is a whole number of m, h or d (e.g. 10m, 2h)');
+
+const RetentionSchema = z
+  .strictObject({
+    /** Create and update the policies and CQs at start-up; false leaves InfluxDB's as they are. */
+    manage: z.boolean().default(true),
+    /** Raw readings: the database's default retention policy (normally autogen) gets this DURATION. */
+    raw: RetentionDuration.default('30d'),
+    /** Per-minute roll-ups (retention policy rollup_1m, CQs cq_1m_<family>). */
+    rollup1m: RetentionDuration.default('180d'),
+    /** Per-hour roll-ups (retention policy rollup_1h, CQs cq_1h_<family>). */
+    rollup1h: RetentionDuration.default('1095d'),
+    /** The 1-minute CQs recompute this far back each run, so readings arriving late (an edge's backlog) are rolled up too. */
+    resample1mFor: ResampleFor.default('10m'),
+    resample1hFor: ResampleFor.default('2h'),
+  })
+  .prefault({});
+
+const EdgeIdText = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'an edge id is 1-64 letters, digits, . _ -');
+
+const RegistrySchema = z
+  .strictObject({
+    /** Folders of device profile files the registry checks devices against (default: the edge's edge/profiles/). */
+    profilesDirs: z.array(z.string().min(1)).min(1).optional(),
+    /** district → edge: the edge whose registry slice holds a district's devices that name no edge. */
+    districtEdges: z.record(z.string().min(1), EdgeIdText).default({}),
+    /** The edge for devices that name none and whose district is not in districtEdges. */
+    defaultEdge: EdgeIdText.optional(),
+    /** A device is online when heard from within this many expected intervals. */
+    offlineAfterIntervals: z.number().min(1).max(1000).default(3),
+    /** Rows in one POST /v1/devices/import. */
+    maxImportRows: z.number().int().min(1).max(1_000_000).default(100_000),
+    /** Bytes of one CSV import body. */
+    maxImportBytes: z.number().int().min(1024).default(32 * MiB),
+    /** GET /v1/devices and GET /v1/audit: most rows per page. */
+    maxPageSize: z.number().int().min(1).max(100_000).default(1000),
+    /** How often last-heard times are saved to the store. */
+    lastSeenFlushMs: z.number().int().min(100).default(10_000),
+    /** Devices whose last-heard time is tracked (district summaries). */
+    maxTrackedDevices: z.number().int().min(1).default(1_000_000),
+  })
+  .prefault({});
+
+const QuerySchema = z
+  .strictObject({
+    /** Rows of a history query without downsampling (more → truncated: true). */
+    maxRows: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** Intervals of a downsampled history query (more → 400 QUERY_INVALID). */
+    maxBuckets: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** Longest range of a history query without `every`. */
+    maxRawRangeMs: Duration.default(7 * 86_400_000),
+    /** Metrics in one history query. */
+    maxMetrics: z.number().int().min(1).max(100).default(16),
+    /** /latest looks this far back. */
+    latestWindowMs: Duration.default(30 * 86_400_000),
+    /** /latest reads at most this many fields of a measurement. */
+    maxLatestFields: z.number().int().min(1).max(1000).default(200),
+    /** SHOW FIELD KEYS answers are reused this long (a miss refreshes at most every 5 s). */
+    fieldCacheMs: Duration.default(60_000),
+  })
+  .prefault({});
+
 const FAMILY_INTERVALS = { environment: 60_000, fire: 300_000, elevator: 60_000, nbiot: 4 * 3_600_000 };
 
 export const CloudConfigSchema = z
@@ -108,6 +177,8 @@ export const CloudConfigSchema = z
         maxSockets: z.number().int().min(1).max(1024).default(16),
         /** Batch writes to InfluxDB at a time; more batches wait (limits.maxQueuedBatches) or get 503 INGEST_BUSY. */
         maxConcurrentWrites: z.number().int().min(1).max(256).default(4),
+        /** Retention policies and roll-up continuous queries, applied at start-up (docs/retention.md; owner: registry/query). */
+        retention: RetentionSchema,
       })
       .prefault({}),
     auth: z
@@ -221,6 +292,10 @@ export const CloudConfigSchema = z
         retainDeliveredMs: Duration.default(7 * 86_400_000),
       })
       .prefault({}),
+    /** The device registry (issue 7). */
+    registry: RegistrySchema,
+    /** The query API (issue 7). */
+    query: QuerySchema,
     operators: z
       .strictObject({
         users: z.array(OperatorSchema).default([]),
