@@ -28,7 +28,7 @@ export interface RetentionReport {
 }
 
 interface RawResult {
-  results?: { series?: { name?: string; columns: string[]; values: unknown[][] }[]; error?: string }[];
+  results?: { series?: { name?: string; columns: string[]; values?: unknown[][] }[]; error?: string }[];
   error?: string;
 }
 
@@ -110,7 +110,7 @@ export async function ensureRetention(client: InfluxDB, db: string, cfg: Retenti
   const existing = new Map<string, string>();
   for (const series of cqs.results?.[0]?.series ?? []) {
     if (series.name !== db) continue;
-    for (const v of series.values) existing.set(String(v[0]), String(v[1]));
+    for (const v of series.values ?? []) existing.set(String(v[0]), String(v[1]));
   }
   for (const family of ROLLUP_FAMILIES) {
     for (const [interval, resample] of [['1m', cfg.resample1mFor], ['1h', cfg.resample1hFor]] as const) {
@@ -127,4 +127,17 @@ export async function ensureRetention(client: InfluxDB, db: string, cfg: Retenti
     }
   }
   return report;
+}
+
+/**
+ * The statement that rolls up [fromMs, toMs) by hand, the same as the CQ would: for data that arrived
+ * later than the CQ's RESAMPLE FOR window (docs/retention.md, "Late data and backfill").
+ */
+export function backfillStatement(db: string, rawPolicy: string, family: string, interval: '1m' | '1h', fromMs: number, toMs: number): string {
+  if (!Number.isSafeInteger(fromMs) || !Number.isSafeInteger(toMs)) throw new Error('backfill times are whole milliseconds');
+  const rp = interval === '1m' ? ROLLUP_1M : ROLLUP_1H;
+  return (
+    `SELECT mean(*), max(*), min(*), count(*) INTO ${ident(db)}.${ident(rp)}.${ident(family)} FROM ${ident(db)}.${ident(rawPolicy)}.${ident(family)} ` +
+    `WHERE time >= ${fromMs}ms AND time < ${toMs}ms GROUP BY time(${interval}), *`
+  );
 }
