@@ -15,12 +15,18 @@ try {
 
 /** CPU seconds (user + system) the process has used so far; NaN when it is gone. */
 export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid);
+  return t.user + t.system;
+}
+
+/** User and system CPU seconds (system includes the loopback TCP work the kernel does for a writer). */
+export function cpuTimes(pid: number): { user: number; system: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / clkTck;
+    return { user: Number(f[11]) / clkTck, system: Number(f[12]) / clkTck };
   } catch {
-    return NaN;
+    return { user: NaN, system: NaN };
   }
 }
 
@@ -35,19 +41,25 @@ export function rssMiB(pid: number): number {
 
 /** CPU seconds of several processes, read at one moment. */
 export class CpuMeter {
-  private start = new Map<string, number>();
+  private start = new Map<string, { user: number; system: number }>();
   private t0 = 0;
   constructor(private readonly pids: Record<string, number>) {}
   begin(): this {
     this.t0 = performance.now();
-    for (const [k, pid] of Object.entries(this.pids)) this.start.set(k, cpuSeconds(pid));
+    for (const [k, pid] of Object.entries(this.pids)) this.start.set(k, cpuTimes(pid));
     return this;
   }
-  /** CPU seconds used per process since begin(), and the wall seconds. */
-  end(): { wallS: number; cpuS: Record<string, number> } {
+  /** CPU seconds used per process since begin() (and the system part of them), and the wall seconds. */
+  end(): { wallS: number; cpuS: Record<string, number>; systemS: Record<string, number> } {
     const cpuS: Record<string, number> = {};
-    for (const [k, pid] of Object.entries(this.pids)) cpuS[k] = cpuSeconds(pid) - (this.start.get(k) ?? NaN);
-    return { wallS: (performance.now() - this.t0) / 1000, cpuS };
+    const systemS: Record<string, number> = {};
+    for (const [k, pid] of Object.entries(this.pids)) {
+      const a = this.start.get(k) ?? { user: NaN, system: NaN };
+      const b = cpuTimes(pid);
+      cpuS[k] = b.user + b.system - a.user - a.system;
+      systemS[k] = b.system - a.system;
+    }
+    return { wallS: (performance.now() - this.t0) / 1000, cpuS, systemS };
   }
 }
 
