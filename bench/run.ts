@@ -728,6 +728,7 @@ async function main(): Promise<void> {
   for (const w of warnings) say(`\n!!!!!!!! WARNING: ${w} !!!!!!!!\n`);
   rmSync(WORK, { recursive: true, force: true });
   rmSync(LOGS, { recursive: true, force: true });
+  rmSync(join(OUT, 'profiles-summary.json'), { force: true });
   mkdirSync(WORK, { recursive: true });
   mkdirSync(LOGS, { recursive: true });
   const mach = machine();
