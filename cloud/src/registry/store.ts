@@ -178,7 +178,9 @@ export class RegistryStore {
       setHj212Password: db.prepare('UPDATE devices SET hj212_password_sha256 = ?, version = ?, updated_at = ?, updated_by = ?, secret_rotated_at = ? WHERE id = ?'),
       delete: db.prepare('DELETE FROM devices WHERE id = ?'),
       version: db.prepare("SELECT value FROM registry_meta WHERE key = 'version'"),
-      bump: db.prepare("UPDATE registry_meta SET value = value + 1 WHERE key = 'version' RETURNING value"),
+      // Versions are never reused, even after a restore from an older backup: a new one is at least the
+      // clock in ms, so an edge's cached ETag can never name different content.
+      bump: db.prepare("UPDATE registry_meta SET value = max(value + 1, ?) WHERE key = 'version' RETURNING value"),
       edgeVersion: db.prepare('SELECT version FROM registry_edges WHERE edge = ?'),
       setEdgeVersion: db.prepare('INSERT INTO registry_edges (edge, version) VALUES (?, ?) ON CONFLICT DO UPDATE SET version = excluded.version'),
       districts: db.prepare('SELECT district, family, COUNT(*) AS n FROM devices GROUP BY district, family ORDER BY district, family'),
@@ -436,7 +438,7 @@ export class RegistryStore {
   }
 
   private bump(): number {
-    return Number((this.q.bump.get() as { value: number }).value);
+    return Number((this.q.bump.get(Date.now()) as { value: number }).value);
   }
 
   private touchEdges(version: number, ...edges: (string | null)[]): void {
