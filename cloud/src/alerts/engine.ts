@@ -105,6 +105,8 @@ export class AlertEngine {
   private influxTimer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
+  /** A transaction failed after the in-memory state changed: reload before the next evaluation. */
+  private stale = false;
 
   constructor(private readonly deps: AlertEngineDeps) {
     this.state = new AlertStateStore(deps.store);
@@ -121,6 +123,7 @@ export class AlertEngine {
 
   /** (Re)reads series and devices from the store: at start, and after a transaction that failed. */
   private reload(): void {
+    this.stale = false;
     this.series.clear();
     for (const s of this.state.loadSeries()) {
       const rule = this.rules.get(s.rule);
@@ -153,11 +156,16 @@ export class AlertEngine {
   // ---- input -------------------------------------------------------------------------------------
 
   /**
-   * Evaluates a first-time batch (called once per batch, after InfluxDB accepted it). Never throws: the
-   * batch is stored whatever happens here; a failure is logged and the engine's state is reloaded.
+   * Evaluates a first-time batch (once per batch, after InfluxDB accepted it). Standalone (tests, tools)
+   * it commits its own transaction and never throws: a failure is logged and the state reloaded.
+   * Inside an outer transaction (`inTransaction`: ingest's onBatchStored, which commits our changes with
+   * the batch's seq mark) a failure is thrown, so that the outer transaction rolls back and the edge sends
+   * the batch again; the in-memory state is reloaded before the next evaluation. The outbox, the stream
+   * and InfluxDB hear of the changes after the current task, i.e. after the outer commit.
    */
-  onBatch(batch: Batch, meta: { receivedAt?: number } = {}): void {
+  onBatch(batch: Pick<Batch, 'readings' | 'events'> & Partial<Pick<Batch, 'edgeId' | 'seq'>>, meta: { receivedAt?: number; inTransaction?: boolean } = {}): void {
     if (this.closed) return;
+    if (this.stale) this.reload();
     const receivedAt = meta.receivedAt ?? this.deps.now();
     let changes = 0;
     try {
@@ -172,11 +180,23 @@ export class AlertEngine {
         return ctx.changes;
       });
     } catch (err) {
-      this.deps.log.error({ err, edge: batch.edgeId, seq: batch.seq }, 'alert engine: evaluating a batch failed; its alerts are not evaluated');
-      this.reload();
+      this.deps.log.error({ err, edge: batch.edgeId, seq: batch.seq }, 'alert engine: evaluating a batch failed');
+      this.stale = true;
+      if (meta.inTransaction) throw err;
       return;
     }
-    if (changes > 0) this.afterCommit();
+    if (changes > 0) {
+      if (meta.inTransaction) queueMicrotask(() => this.afterCommit());
+      else this.afterCommit();
+    }
+  }
+
+  /** ingest's onBatchStored listener: evaluates what InfluxDB stored of a first-time batch. */
+  onStoredBatch(batch: Batch, info: { readings: readonly { reading: Reading }[]; events: readonly { event: DeviceEvent }[]; nowMs: number; receivedAtMs?: number }): void {
+    this.onBatch(
+      { edgeId: batch.edgeId, seq: batch.seq, readings: info.readings.map((r) => r.reading), events: info.events.map((e) => e.event) },
+      { receivedAt: info.receivedAtMs ?? info.nowMs, inTransaction: true },
+    );
   }
 
   private getSeries(rule: Rule, deviceId: string, subject: string, create: 'always' | 'bounded'): Series | undefined {
@@ -271,6 +291,7 @@ export class AlertEngine {
   /** Wall-clock checks: devices silent too long (offline rules) and event alerts past autoResolveAfter. */
   tick(): void {
     if (this.closed) return;
+    if (this.stale) this.reload();
     const now = this.deps.now();
     let changes = 0;
     try {
@@ -302,7 +323,7 @@ export class AlertEngine {
       });
     } catch (err) {
       this.deps.log.error({ err }, 'alert engine: periodic check failed');
-      this.reload();
+      this.stale = true;
       return;
     }
     if (changes > 0) this.afterCommit();
@@ -424,11 +445,12 @@ export class AlertEngine {
 
   /** firing → acknowledged. Acknowledging an acknowledged alert changes nothing; a resolved one is refused. */
   acknowledge(id: string, by: string): AlertRow {
+    if (this.stale) this.reload();
     const a = this.state.getAlert(id);
     if (!a) throw new CloudError('ALERT_NOT_FOUND', id.slice(0, 100));
     if (a.state === 'resolved') throw new CloudError('ALERT_RESOLVED', id);
     if (a.state === 'acknowledged') return a;
-    this.deps.store.transaction(() => this.change(id, 'acknowledged', { ts: this.deps.now(), by, reason: 'operator' }, undefined));
+    this.guarded(() => this.change(id, 'acknowledged', { ts: this.deps.now(), by, reason: 'operator' }, undefined));
     this.afterCommit();
     return this.state.getAlert(id)!;
   }
@@ -438,10 +460,11 @@ export class AlertEngine {
    * fire again until the clear condition has been seen (or the device reported, for offline rules).
    */
   resolve(id: string, by: string): AlertRow {
+    if (this.stale) this.reload();
     const a = this.state.getAlert(id);
     if (!a) throw new CloudError('ALERT_NOT_FOUND', id.slice(0, 100));
     if (a.state === 'resolved') return a;
-    this.deps.store.transaction(() => {
+    this.guarded(() => {
       const s = this.series.get(seriesKey(a.rule, a.device_id, a.subject));
       if (s && s.state.alertId === id) {
         const latch = s.rule.kind !== 'event';
@@ -452,6 +475,16 @@ export class AlertEngine {
     });
     this.afterCommit();
     return this.state.getAlert(id)!;
+  }
+
+  /** One transaction; if it fails, the in-memory state is reloaded before the next use. */
+  private guarded(fn: () => void): void {
+    try {
+      this.deps.store.transaction(fn);
+    } catch (err) {
+      this.stale = true;
+      throw err;
+    }
   }
 
   // ---- edge-local alerting -------------------------------------------------------------------------
@@ -491,33 +524,39 @@ export class AlertEngine {
   /** Writes unwritten changes to the `alerts` measurement, in order; retried while InfluxDB is away. */
   flushInflux(): void {
     if (this.flushing || this.closed) return;
-    this.flushing = (async () => {
-      try {
-        for (;;) {
-          const rows = this.state.unwritten(INFLUX_CHUNK);
-          if (rows.length === 0) return;
-          const lines = rows.map((r) => alertChangeLine(JSON.parse(r.body) as AlertChangeBody)).join('\n');
-          const outcome = await this.deps.writeInflux(lines);
-          if (outcome.kind === 'unavailable') {
-            this.deps.metrics.influxWriteFailures.inc();
-            this.deps.log.warn({ error: outcome.message }, `alert changes not written to InfluxDB; retrying in ${INFLUX_RETRY_MS / 1000} s`);
-            this.retryInfluxLater();
-            return;
-          }
-          // 'refused' will not get better by retrying (a field type conflict): counted and passed over.
-          if (outcome.kind === 'refused') {
-            this.deps.metrics.influxWriteFailures.inc();
-            this.deps.log.warn({ error: outcome.message }, 'InfluxDB refused alert change points');
-          }
-          this.state.markWritten(rows[rows.length - 1]!.seq);
+    const p = this.writeUnwritten();
+    this.flushing = p;
+    // Cleared in a later microtask, so never before the assignment above, even if nothing was to be written.
+    void p.finally(() => {
+      if (this.flushing === p) this.flushing = undefined;
+    });
+  }
+
+  private async writeUnwritten(): Promise<void> {
+    try {
+      for (;;) {
+        const rows = this.state.unwritten(INFLUX_CHUNK);
+        if (rows.length === 0) return;
+        const lines = rows.map((r) => alertChangeLine(JSON.parse(r.body) as AlertChangeBody)).join('\n');
+        const outcome = await this.deps.writeInflux(lines);
+        if (outcome.kind === 'unavailable') {
+          this.deps.metrics.influxWriteFailures.inc();
+          this.deps.log.warn({ error: outcome.message }, `alert changes not written to InfluxDB; retrying in ${INFLUX_RETRY_MS / 1000} s`);
+          this.retryInfluxLater();
+          return;
         }
-      } catch (err) {
-        this.deps.log.error({ err }, 'writing alert changes to InfluxDB failed');
-        this.retryInfluxLater();
-      } finally {
-        this.flushing = undefined;
+        // 'refused' will not get better by retrying (a field type conflict): counted and passed over.
+        if (outcome.kind === 'refused') {
+          this.deps.metrics.influxWriteFailures.inc();
+          this.deps.log.warn({ error: outcome.message }, 'InfluxDB refused alert change points');
+        }
+        if (this.closed) return;
+        this.state.markWritten(rows[rows.length - 1]!.seq);
       }
-    })();
+    } catch (err) {
+      this.deps.log.error({ err }, 'writing alert changes to InfluxDB failed');
+      this.retryInfluxLater();
+    }
   }
 
   private retryInfluxLater(): void {
@@ -529,7 +568,7 @@ export class AlertEngine {
 
   /** Resolves when every recorded change is in InfluxDB (tests, graceful close). */
   async influxIdle(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.flushing) await this.flushing.then(() => new Promise((r) => setImmediate(r)));
   }
 }
 

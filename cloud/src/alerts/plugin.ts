@@ -44,6 +44,9 @@ export const alertsPlugin = shared<AlertsPluginOptions>('citysense-alerts', asyn
   });
   createActiveGauge(app.metrics.registry, () => engine.state.active());
   app.decorate('alerts', engine);
+  // The integration point with ingestion: called once per first-time batch, inside the transaction that
+  // marks it processed (cloud/src/ingest/plugin.ts), so alert state commits with the seq mark.
+  app.ingest.onBatchStored((batch, info) => engine.onStoredBatch(batch, info));
   app.decorate('webhooks', outbox);
   app.decorate('alertMetrics', metrics);
   app.addHook('onReady', async () => {
