@@ -12,10 +12,11 @@ export const EDGE_ERRORS = {
   PROFILE_SYNTAX: 'a device profile file is not valid YAML or JSON',
   PROFILE_INVALID: 'a device profile does not match the profile schema (docs/profiles.md)',
   PROFILE_UNKNOWN: 'a device names a profile that no profile file defines',
-  SEQ_STATE_UNREADABLE: 'the persisted batch sequence in dataDir is unreadable',
-  SEQ_STATE_UNWRITABLE: 'the batch sequence cannot be persisted to dataDir',
   TLS_FILE_UNREADABLE: 'a TLS file named in uplink.tls cannot be read',
   EDGE_CLOSED: 'the edge is shutting down and accepts no more data',
+  QUEUE_CLOSED: 'the durable queue is closed (the edge is shutting down): the message was not acknowledged',
+  QUEUE_WRITE_FAILED: 'the durable queue could not write to disk (full? read-only?): messages are not acknowledged until it can',
+  QUEUE_UNREADABLE: 'the durable queue folder cannot be opened (permissions? another process using it?)',
 } as const;
 
 export type EdgeErrorCode = keyof typeof EDGE_ERRORS;

@@ -2,6 +2,64 @@
 // a multi-site host) never share or collide on counters.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+import type { QueueStats } from './queue/index.ts';
+
+/**
+ * The durable queue's state as metrics, read from its stats() at scrape time: depth (readings, events,
+ * bytes) per class, oldest queued age, drained (acked) totals, drops by class/reason and by device,
+ * torn records, disk bytes, accepts waiting or refused.
+ */
+export function registerQueueMetrics(registry: Registry, stats: () => QueueStats | undefined, now: () => number = Date.now): void {
+  const r = [registry];
+  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: QueueStats) => void) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: r,
+      collect() {
+        const s = stats();
+        if (!s) return;
+        this.reset();
+        fill(this, s);
+      },
+    });
+  gauge('citysense_edge_queue_items', 'Readings and events queued on disk (not yet acknowledged by the cloud), by class and kind', ['class', 'kind'], (g, s) => {
+    for (const c of ['telemetry', 'alarm'] as const) {
+      g.set({ class: c, kind: 'readings' }, s[c].readings);
+      g.set({ class: c, kind: 'events' }, s[c].events);
+    }
+  });
+  gauge('citysense_edge_queue_bytes', 'Bytes of queued items on disk, by class (what the quota counts)', ['class'], (g, s) => {
+    g.set({ class: 'telemetry' }, s.telemetry.bytes);
+    g.set({ class: 'alarm' }, s.alarm.bytes);
+  });
+  gauge('citysense_edge_queue_oldest_age_seconds', 'Age of the oldest item not yet acknowledged (0 when empty)', [], (g, s) => g.set(s.oldestAcceptedMs === null ? 0 : (now() - s.oldestAcceptedMs) / 1000));
+  gauge('citysense_edge_queue_batches', 'Batches sealed and waiting (by lane) or handed out and not yet acknowledged (lane="open")', ['lane'], (g, s) => {
+    g.set({ lane: 'telemetry' }, s.batchesQueued.telemetry);
+    g.set({ lane: 'alarm' }, s.batchesQueued.alarm);
+    g.set({ lane: 'open' }, s.batchesOpen);
+  });
+  gauge('citysense_edge_queue_disk_bytes', 'Bytes of queue segment files on disk', [], (g, s) => g.set(s.diskBytes));
+  gauge('citysense_edge_queue_drained_total', 'Items acknowledged by the cloud and forgotten (rate() of it is the drain rate), by kind', ['kind'], (g, s) => {
+    g.set({ kind: 'readings' }, s.acked.readings);
+    g.set({ kind: 'events' }, s.acked.events);
+  });
+  gauge('citysense_edge_queue_dropped_total', 'Items the queue dropped (quota), by class and reason', ['class', 'reason'], (g, s) => {
+    for (const [k, v] of Object.entries(s.droppedByClassReason)) {
+      const [cls, reason] = k.split('/');
+      g.set({ class: cls ?? 'unknown', reason: reason ?? 'unknown' }, v);
+    }
+  });
+  gauge('citysense_edge_queue_dropped_by_device_total', 'Items the queue dropped, by device', ['device'], (g, s) => {
+    for (const [d, v] of Object.entries(s.droppedByDevice)) g.set({ device: d }, v);
+  });
+  gauge('citysense_edge_queue_dead_lettered_total', 'Items in batches the cloud refused for good, kept in the dead-letter folder', [], (g, s) => g.set(s.deadLettered.readings + s.deadLettered.events));
+  gauge('citysense_edge_queue_torn_records_total', 'Torn or corrupt queue records detected and skipped (after a crash)', [], (g, s) => g.set(s.tornRecords));
+  gauge('citysense_edge_queue_write_errors_total', 'Queue writes the disk refused (ENOSPC, EIO)', [], (g, s) => g.set(s.writeErrors));
+  gauge('citysense_edge_queue_waiting_accepts', 'Device messages waiting for room in the queue (their PUBACK is held back)', [], (g, s) => g.set(s.waitingAccepts));
+}
+
 export function createEdgeMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'citysense_edge_process_' });
@@ -51,10 +109,10 @@ export function createEdgeMetrics(opts: { defaultMetrics?: boolean } = {}) {
       registers: r,
     }),
     batchesSent: new Counter({ name: 'citysense_edge_batches_sent_total', help: 'Batch POST attempts', registers: r }),
-    batchesAcked: new Counter({ name: 'citysense_edge_batches_acked_total', help: 'Batches the cloud acknowledged', registers: r }),
+    batchesAcked: new Counter({ name: 'citysense_edge_batches_acked_total', help: 'Batches the cloud acknowledged, by lane', labelNames: ['lane'] as const, registers: r }),
     batchesRefused: new Counter({
       name: 'citysense_edge_batches_refused_total',
-      help: 'Batches the cloud refused for good (400, 413) and the edge dropped, by reason',
+      help: 'Batches the cloud refused for good (400, 413), kept in the dead-letter folder, by reason',
       labelNames: ['reason'] as const,
       registers: r,
     }),
@@ -73,11 +131,6 @@ export function createEdgeMetrics(opts: { defaultMetrics?: boolean } = {}) {
       name: 'citysense_edge_uplink_request_seconds',
       help: 'Duration of batch POSTs, whatever their outcome',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: r,
-    }),
-    queuedReadings: new Gauge({
-      name: 'citysense_edge_queued_readings',
-      help: 'Readings and events held in memory, not yet acknowledged by the cloud',
       registers: r,
     }),
     lastAckTimestamp: new Gauge({

@@ -72,14 +72,17 @@ describe('events', () => {
     expect(await metricValue(t.edge.metrics, 'citysense_edge_events_received_total', { type: 'fire_alarm' })).toBe(2);
   });
 
-  it('an alarm leaves at once, not after the age limit', async () => {
+  it('an alarm leaves at once in the alarm lane, ahead of telemetry still waiting for its age limit', async () => {
     t = await startTestEdge(cloud.url, { batch: { maxAgeMs: 600_000 } });
     const c = await t.connect('fire-1', 'fire-1-secret-value');
     await c.publishAsync('devices/fire-1/telemetry', JSON.stringify({ metrics: { smoke_obscuration: 0.4 } }), { qos: 1 });
     await c.publishAsync('devices/fire-1/events', JSON.stringify({ type: 'smoke_alarm', attrs: { zone: 'A1' } }), { qos: 1 });
     await waitFor(() => cloud.acked.length === 1, 5000, 'the alarm batch');
-    expect(cloud.acked[0]!.readings).toHaveLength(1);
+    expect(cloud.acked[0]!.lane).toBe('alarm');
+    expect(cloud.acked[0]!.readings).toHaveLength(0);
     expect(cloud.acked[0]!.events[0]!.type).toBe('smoke_alarm');
+    // The telemetry reading is on disk, acknowledged to the device, and leaves when its batch is due.
+    expect(t.edge.health().queuedReadings).toBe(1);
   });
 });
 
@@ -159,7 +162,8 @@ describe('health and metrics over HTTP', () => {
     const h = await (await fetch(`http://127.0.0.1:${t.edge.httpPort}/healthz`)).json();
     expect(h).toMatchObject({ status: 'ok', edgeId: 'edge-test', mqtt: { port: t.edge.mqttPort, connections: 1 }, queuedReadings: 0 });
     const text = await (await fetch(`http://127.0.0.1:${t.edge.httpPort}/metrics`)).text();
-    expect(text).toContain('citysense_edge_batches_acked_total 1');
+    expect(text).toContain('citysense_edge_batches_acked_total{lane="telemetry"} 1');
+    expect(text).toContain('citysense_edge_queue_items{class="telemetry",kind="readings"} 0');
     expect(text).toContain('citysense_edge_uplink_request_seconds_bucket');
   });
 });

@@ -1,14 +1,10 @@
-// Small pure parts: backoff, MQTT frame meter, event identity, seq persistence, rate-limited warnings,
+// Small pure parts: backoff, MQTT frame meter, event identity, rate-limited warnings,
 // the JSON decoder.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { backoffDelay } from '../src/outputs/uplink/backoff.ts';
 import { FrameMeter } from '../src/inputs/mqtt-broker/frame-guard.ts';
 import { eventId, priorityOf } from '../src/processors/event-identity.ts';
-import { openSeq } from '../src/state/seq.ts';
 import { rateLimitedWarn } from '../src/log.ts';
 import { decodeEvent, decodeTelemetry } from '../src/decoders/json/json.ts';
 import type { Logger } from 'pino';
@@ -69,26 +65,6 @@ describe('event identity', () => {
   it('ranks by the configured lists', () => {
     const lists = { alarmTypes: ['fire_alarm'], warningTypes: ['fault'] };
     expect([priorityOf('fire_alarm', lists), priorityOf('fault', lists), priorityOf('door_open', lists)]).toEqual(['alarm', 'warning', 'routine']);
-  });
-});
-
-describe('openSeq', () => {
-  it('never reuses a number across reopenings, reserving in blocks', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'citysense-seq-'));
-    try {
-      const a = openSeq(dir, 10);
-      const fromA = [a.next(), a.next(), a.next()];
-      expect(fromA).toEqual([1, 2, 3]);
-      const b = openSeq(dir, 10);
-      expect(b.next()).toBe(11);
-      for (let i = 0; i < 12; i++) b.next();
-      const c = openSeq(dir, 10);
-      expect(c.next()).toBeGreaterThan(23);
-      writeFileSync(join(dir, 'batch-seq.json'), '{"reservedUpTo": "x"}');
-      expect(() => openSeq(dir, 10)).toThrow(/SEQ_STATE_UNREADABLE/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
   });
 });
 

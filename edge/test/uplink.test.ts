@@ -66,25 +66,40 @@ describe('uplink', () => {
     expect(t.logs.join('')).not.toContain('test-edge-token');
   });
 
-  it('a full queue delays PUBACK instead of dropping, and everything arrives once the cloud is back', async () => {
+  it('while the cloud is down readings are acknowledged from disk, and all arrive once it is back', async () => {
     let up = false;
     cloud.answer = () => (up ? undefined : { status: 503 });
-    t = await startTestEdge(cloud.url, { batch: { maxReadings: 2, maxAgeMs: 10, maxQueuedReadings: 4 } });
+    t = await startTestEdge(cloud.url, { batch: { maxReadings: 2, maxAgeMs: 10 } });
     const c = await t.connect('env-1', 'env-1-secret-value');
+    await Promise.all(Array.from({ length: 8 }, (_, i) => c.publishAsync('devices/env-1/telemetry', reading(i), { qos: 1 })));
+    await waitFor(() => cloud.requests.length >= 3, 5000, 'several failed attempts');
+    expect(t.edge.health()).toMatchObject({ status: 'degraded', queuedReadings: 8 });
+    up = true;
+    await t.edge.flush(10_000);
+    expect(allReadings(cloud.acked).map((r) => r.values.v).sort((x, y) => Number(x) - Number(y))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(t.edge.health().queuedReadings).toBe(0);
+  });
+
+  it('a full alarm reserve holds back the PUBACK of further alarms instead of dropping any', async () => {
+    let up = false;
+    cloud.answer = () => (up ? undefined : { status: 503 });
+    t = await startTestEdge(cloud.url, { queue: { alarmQuotaBytes: 700 } });
+    const c = await t.connect('fire-1', 'fire-1-secret-value');
     const acks: boolean[] = [];
-    const sent = Array.from({ length: 8 }, (_, i) =>
-      c.publishAsync('devices/env-1/telemetry', reading(i), { qos: 1 }).then(() => {
+    const sent = Array.from({ length: 6 }, (_, i) =>
+      c.publishAsync('devices/fire-1/events', JSON.stringify({ ts: Date.now() - 1000 + i, type: 'fire_alarm', attrs: { zone: `Z${i}` } }), { qos: 1 }).then(() => {
         acks[i] = true;
       }),
     );
-    await waitFor(() => acks.filter(Boolean).length === 4, 5000, 'the first four PUBACKs');
-    await waitFor(() => cloud.requests.length >= 3, 5000, 'several failed attempts');
-    expect(acks.filter(Boolean)).toHaveLength(4);
-    expect(t.edge.health().queuedReadings).toBe(4);
+    await waitFor(() => cloud.requests.length >= 2, 5000, 'failed attempts');
+    await waitFor(() => (t!.edge.health().status === 'degraded'), 5000, 'degraded health');
+    expect(acks.filter(Boolean).length).toBeLessThan(6);
     up = true;
     await Promise.all(sent);
-    await t.edge.flush(5000);
-    expect(allReadings(cloud.acked).map((r) => r.values.v)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    await t.edge.flush(10_000);
+    const zones = cloud.acked.flatMap((b) => b.events.map((e) => e.attrs.zone)).sort();
+    expect(zones).toEqual(['Z0', 'Z1', 'Z2', 'Z3', 'Z4', 'Z5']);
+    expect(cloud.acked.filter((b) => b.events.length > 0).every((b) => b.lane === 'alarm')).toBe(true);
   });
 
   it('seq survives a restart: the next edge starts strictly above', async () => {

@@ -1,15 +1,16 @@
-// Wiring only: config → registry, seq, batcher, uplink, ingest, MQTT broker, HTTP. Each stage knows
+// Wiring only: config → profiles, registry, durable queue, uplink, ingest, inputs (MQTT broker, HJ 212
+// listener, OPC-UA client), HTTP. Each stage knows
 // nothing of the others beyond the interfaces passed in here.
 import type { DestinationStream, Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { EdgeConfig, EdgeConfigInput } from '../config/schema.ts';
 import { parseEdgeConfig } from '../config/load.ts';
 import { createLogger, rateLimitedWarn } from '../log.ts';
-import { createEdgeMetrics } from '../metrics.ts';
+import { createEdgeMetrics, registerQueueMetrics } from '../metrics.ts';
 import { buildRegistry, loadRegistryFile } from '../registry/registry.ts';
 import { loadProfiles } from '../profiles/load.ts';
-import { openSeq } from '../state/seq.ts';
-import { Batcher } from '../batcher/batcher.ts';
+import { join } from 'node:path';
+import { openDiskQueue } from '../queue/index.ts';
 import { Uplink } from '../outputs/uplink/uplink.ts';
 import { createIngest } from './ingest.ts';
 import { startMqttBroker } from '../inputs/mqtt-broker/server.ts';
@@ -51,16 +52,19 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
 
   const profiles = loadProfiles(c.profiles.dirs);
   const registry = c.registry.file ? loadRegistryFile(c.registry.file, profiles) : buildRegistry(c.registry.devices ?? [], 'config', profiles, 'registry.devices');
-  const seq = openSeq(c.dataDir, c.seq.reserveBlock);
-  const batcher = new Batcher({
+  // Everything a device sent is on disk (group-committed) before it is acknowledged; a batch leaves the
+  // queue only on the cloud's Ack for its seq (docs/delivery-guarantees.md).
+  const queue = await openDiskQueue({
+    dir: join(c.dataDir, 'queue'),
     edgeId: c.edgeId,
-    maxReadings: c.batch.maxReadings,
-    maxAgeMs: c.batch.maxAgeMs,
-    maxQueuedReadings: c.batch.maxQueuedReadings,
-    seq,
-    onQueued: (n) => metrics.queuedReadings.set(n),
-    onSealError: (err) => log.error({ err }, 'sealing a batch failed; will retry'),
+    quotaBytes: { telemetry: c.queue.telemetryQuotaBytes, alarm: c.queue.alarmQuotaBytes },
+    maxBatchItems: c.batch.maxReadings,
+    maxAlarmBatchItems: c.queue.maxAlarmBatchItems,
+    maxBatchAgeMs: c.batch.maxAgeMs,
+    segmentBytes: c.queue.segmentBytes,
+    log,
   });
+  registerQueueMetrics(metrics.registry, () => queue.stats());
   const uplink = new Uplink(
     {
       cloudUrl: c.cloud.url,
@@ -74,10 +78,10 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     log,
     warn,
   );
-  uplink.start(batcher);
+  uplink.start(queue);
 
   const ingest = createIngest({
-    sink: batcher,
+    sink: queue,
     metrics,
     warn,
     normalise: { ...c.normalise, alarmTypes: c.events.alarmTypes, warningTypes: c.events.warningTypes },
@@ -90,14 +94,23 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
 
   const health = (): Health => {
     const u = uplink.status;
+    const qs = queue.stats();
     return {
-      status: u.state === 'down' || batcher.queued >= c.batch.maxQueuedReadings ? 'degraded' : 'ok',
+      // Degraded: the cloud is unreachable (data waits on disk), or devices wait for room in the queue.
+      status: u.state === 'down' || qs.waitingAccepts > 0 ? 'degraded' : 'ok',
       edgeId: c.edgeId,
       mqtt: { port: mqtt.port, connections: mqtt.connections() },
       hj212: hj212 ? { port: hj212.port, connections: hj212.connections() } : null,
       opcua: opcua ? opcua.status() : [],
       uplink: { state: u.state, lastAckAt: u.lastAckAt === null ? null : new Date(u.lastAckAt).toISOString(), lastError: u.lastError },
-      queuedReadings: batcher.queued,
+      queuedReadings: qs.telemetry.readings + qs.alarm.readings,
+      queue: {
+        telemetry: qs.telemetry,
+        alarm: qs.alarm,
+        oldestAgeSeconds: qs.oldestAcceptedMs === null ? 0 : (Date.now() - qs.oldestAcceptedMs) / 1000,
+        dropped: qs.droppedByClassReason,
+        tornRecords: qs.tornRecords,
+      },
     };
   };
   const http = await startHttpServer({ ...c.http, health, registry: metrics.registry });
@@ -112,25 +125,27 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     httpPort: http.port,
     metrics: metrics.registry,
     health,
-    flush(timeoutMs?: number) {
-      const drained = batcher.flush();
-      if (timeoutMs === undefined) return drained;
-      let t: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        t = setTimeout(() => reject(new Error(`flush: ${batcher.queued} readings/events still unacknowledged after ${timeoutMs} ms`)), timeoutMs);
-      });
-      return Promise.race([drained, timeout]).finally(() => clearTimeout(t));
+    async flush(timeoutMs?: number) {
+      await queue.flush();
+      const stop = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
+      await queue.drained(stop);
+      if (stop?.aborted) {
+        const s = queue.stats();
+        // Not lost: it stays on disk and is sent after the restart.
+        throw new Error(`flush: ${s.telemetry.readings + s.telemetry.events + s.alarm.readings + s.alarm.events} readings/events not yet acknowledged after ${timeoutMs} ms; they stay queued on disk`);
+      }
     },
     close() {
       closing ??= (async () => {
         await mqtt.close();
         await hj212?.close();
         await opcua?.close();
-        batcher.close();
         await uplink.close();
+        const s = queue.stats();
+        await queue.close();
         await http.close();
-        // TODO(disk-queue): once the durable queue holds them, these survive the restart instead.
-        if (batcher.queued > 0) log.warn({ queued: batcher.queued }, 'closing with readings/events the cloud has not acknowledged; they were in memory only and are lost');
+        const held = s.telemetry.readings + s.telemetry.events + s.alarm.readings + s.alarm.events;
+        if (held > 0) log.info({ held }, 'closing with data the cloud has not acknowledged yet: it stays queued on disk and is sent after the restart');
         log.info('edge closed');
       })();
       return closing;

@@ -166,7 +166,6 @@ export const edgeConfigSchema = z
       .strictObject({
         maxReadings: positiveInt.default(5000),
         maxAgeMs: positiveInt.default(100),
-        maxQueuedReadings: positiveInt.default(100_000),
       })
       .prefault({}),
     normalise: z
@@ -196,7 +195,17 @@ export const edgeConfigSchema = z
         dirs: z.array(z.string().min(1)).default([]),
       })
       .prefault({}),
-    seq: z.strictObject({ reserveBlock: positiveInt.default(1000) }).prefault({}),
+    queue: z
+      .strictObject({
+        /** Disk quota for routine telemetry: beyond it the oldest telemetry not yet sent is dropped (counted, reported). */
+        telemetryQuotaBytes: positiveInt.default(1024 * 1024 * 1024),
+        /** A separate reserve for alarm events, which are never dropped: beyond it alarm accepts wait. */
+        alarmQuotaBytes: positiveInt.default(64 * 1024 * 1024),
+        /** Alarm events travel in small batches of at most this many, ahead of telemetry. */
+        maxAlarmBatchItems: positiveInt.default(100),
+        segmentBytes: positiveInt.default(8 * 1024 * 1024),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -207,9 +216,6 @@ export const edgeConfigSchema = z
     shutdown: z.strictObject({ flushTimeoutMs: positiveInt.default(10_000) }).prefault({}),
   })
   .superRefine((c, ctx) => {
-    if (c.batch.maxQueuedReadings < c.batch.maxReadings) {
-      ctx.addIssue({ code: 'custom', path: ['batch', 'maxQueuedReadings'], message: 'must be at least batch.maxReadings' });
-    }
     if (c.uplink.retry.maxDelayMs < c.uplink.retry.initialDelayMs) {
       ctx.addIssue({ code: 'custom', path: ['uplink', 'retry', 'maxDelayMs'], message: 'must be at least uplink.retry.initialDelayMs' });
     }

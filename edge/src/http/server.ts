@@ -13,6 +13,13 @@ export interface Health {
   opcua: OpcuaServerStatus[];
   uplink: { state: 'up' | 'down' | 'unknown'; lastAckAt: string | null; lastError: string | null };
   queuedReadings: number;
+  queue?: {
+    telemetry: { readings: number; events: number; bytes: number };
+    alarm: { readings: number; events: number; bytes: number };
+    oldestAgeSeconds: number;
+    dropped: Record<string, number>;
+    tornRecords: number;
+  };
 }
 
 export async function startHttpServer(o: {

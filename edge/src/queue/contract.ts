@@ -103,7 +103,11 @@ export interface QueueStats {
  */
 export interface DurableQueue extends Sink {
   accept(readings: readonly Reading[], events: readonly DeviceEvent[]): Promise<void>;
-  next(signal?: AbortSignal): Promise<Batch | null>;
+  /**
+   * `lane` restricts what is handed out: the uplink runs one sender for the alarm lane and one for
+   * telemetry, so an alarm never waits behind a telemetry batch in flight. Default: any (alarm first).
+   */
+  next(signal?: AbortSignal, lane?: 'alarm' | 'telemetry' | 'any'): Promise<Batch | null>;
   ack(seq: number): Promise<void>;
   refuse(seq: number, reason: string): Promise<void>;
   /** Seals the forming telemetry batch now and waits until everything accepted so far is durable. */

@@ -432,18 +432,18 @@ export class QueueEngine implements DurableQueue {
 
   // ---------------------------------------------------------------- next / ack / refuse
 
-  async next(signal?: AbortSignal): Promise<Batch | null> {
+  async next(signal?: AbortSignal, lane: 'alarm' | 'telemetry' | 'any' = 'any'): Promise<Batch | null> {
     for (;;) {
       if (this.closed || signal?.aborted) return null;
       let o: Open | undefined;
       for (const x of this.open.values()) {
-        if (!x.handed) {
+        if (!x.handed && (lane === 'any' || x.chunk.cls === lane)) {
           o = x;
           break;
         }
       }
       if (!o) {
-        const c = this.alarmQ.shift() ?? this.pickTelemetry();
+        const c = lane === 'alarm' ? this.alarmQ.shift() : lane === 'telemetry' ? this.pickTelemetry() : (this.alarmQ.shift() ?? this.pickTelemetry());
         if (c) o = this.handOut(c);
       }
       if (o) {

@@ -11,7 +11,7 @@ import { decodeAck, encodeBatch, type Ack, type Batch } from '@citysense/proto';
 import { EdgeError } from '../../errors.ts';
 import type { EdgeMetrics } from '../../metrics.ts';
 import type { RateLimitedWarn } from '../../log.ts';
-import type { BatchSource } from '../../batcher/batcher.ts';
+import type { DurableQueue } from '../../queue/index.ts';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.ts';
 
 const gzip = promisify(gzipCb);
@@ -75,13 +75,32 @@ export class Uplink {
     });
   }
 
-  /** Starts pulling batches from the source until close(). */
-  start(source: BatchSource): void {
-    this.loop ??= this.run(source).catch((err: Error) => {
-      this.status.state = 'down';
-      this.status.lastError = `uplink stopped: ${err.message}`;
-      this.log.fatal({ err }, 'the uplink loop stopped; no batch will be sent until the edge restarts');
-    });
+  /**
+   * Starts sending the queue's batches until close(): one sender for the alarm lane and one for
+   * telemetry, so a fire alarm never waits behind a telemetry batch in flight or in retry.
+   */
+  start(queue: DurableQueue): void {
+    const guard = (lane: 'alarm' | 'telemetry') =>
+      this.run(queue, lane).catch((err: Error) => {
+        this.status.state = 'down';
+        this.status.lastError = `uplink (${lane}) stopped: ${err.message}`;
+        this.log.fatal({ err, lane }, 'an uplink sender stopped; its lane is not sent until the edge restarts');
+      });
+    this.loop ??= Promise.all([guard('alarm'), guard('telemetry')]).then(() => undefined);
+  }
+
+  /** Runs a queue operation until it succeeds or the uplink closes: the disk may refuse writes for a while. */
+  private async persist<T>(what: string, op: () => Promise<T>): Promise<T | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.stop.signal.aborted) return undefined;
+      try {
+        return await op();
+      } catch (err) {
+        this.metrics.uplinkErrors.inc({ reason: 'queue' });
+        this.warn('uplink_queue', { what, attempt, err: (err as Error).message }, `the queue could not ${what}, will retry`);
+        await sleep(backoffDelay(attempt, this.o.retry), this.stop.signal);
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -90,22 +109,22 @@ export class Uplink {
     await this.agent.close();
   }
 
-  private async run(source: BatchSource): Promise<void> {
+  private async run(queue: DurableQueue, lane: 'alarm' | 'telemetry'): Promise<void> {
     while (!this.stop.signal.aborted) {
-      const batch = await source.take();
+      const batch = await this.persist('hand out a batch', () => queue.next(this.stop.signal, lane));
       if (!batch) return;
       let body: Buffer;
       try {
         body = await gzip(encodeBatch(batch));
       } catch (err) {
-        // Only a bug gets here (normalised items always encode); retrying could not help.
+        // Only a bug gets here (normalised items always encode); the batch goes to the dead letters.
         this.metrics.batchesRefused.inc({ reason: 'encode_failed' });
-        this.log.error({ err, seq: batch.seq }, `batch ${batch.seq} could not be encoded, dropping it`);
-        source.release(batch);
+        this.log.error({ err, seq: batch.seq }, `batch ${batch.seq} could not be encoded; kept in the dead-letter folder`);
+        await this.persist('dead-letter a batch', () => queue.refuse(batch.seq, 'encode_failed'));
         continue;
       }
       for (let attempt = 0; ; attempt++) {
-        // Closing with a batch in hand: it is not released, flush() callers learn it was not delivered.
+        // Closing with a batch in hand: it stays open in the queue and is sent again, same seq, after restart.
         if (this.stop.signal.aborted) return;
         const outcome = await this.attempt(batch, body);
         if (outcome.kind === 'acked') {
@@ -113,27 +132,26 @@ export class Uplink {
           this.status.state = 'up';
           this.status.lastAckAt = now;
           this.status.lastError = null;
-          this.metrics.batchesAcked.inc();
+          this.metrics.batchesAcked.inc({ lane });
           this.metrics.readingsAcked.inc(batch.readings.length);
           this.metrics.lastAckTimestamp.set(now / 1000);
-          source.release(batch);
+          await this.persist('forget an acknowledged batch', () => queue.ack(batch.seq));
           break;
         }
         if (outcome.kind === 'refused') {
           this.metrics.batchesRefused.inc({ reason: outcome.reason });
           this.log.error(
             { seq: batch.seq, reason: outcome.reason, readings: batch.readings.length, events: batch.events.length },
-            `the cloud refused batch ${batch.seq} for good, dropping it: ${outcome.detail}`,
+            `the cloud refused batch ${batch.seq} for good; kept in the dead-letter folder: ${outcome.detail}`,
           );
-          // TODO(dead-letter): keep refused batches in a dead-letter store for inspection instead of dropping.
-          source.release(batch);
+          await this.persist('dead-letter a batch', () => queue.refuse(batch.seq, outcome.reason));
           break;
         }
         if (outcome.reason === 'closing') return;
         this.metrics.uplinkErrors.inc({ reason: outcome.reason });
         this.status.state = 'down';
         this.status.lastError = `${outcome.reason}: ${outcome.detail}`;
-        this.warn(`uplink_${outcome.reason}`, { seq: batch.seq, attempt }, `batch ${batch.seq} not delivered, will retry: ${outcome.detail}`);
+        this.warn(`uplink_${outcome.reason}`, { seq: batch.seq, attempt, lane }, `batch ${batch.seq} not delivered, will retry: ${outcome.detail}`);
         await sleep(backoffDelay(attempt, this.o.retry), this.stop.signal);
       }
     }
