@@ -1,6 +1,7 @@
 // Reads a Prometheus text page into sums per metric name (labels summed over), and per full series.
 export interface Scrape {
   sum(name: string, labelFilter?: (labels: string) => boolean): number;
+  has(name: string): boolean;
   series: Map<string, number>;
 }
 
@@ -15,6 +16,10 @@ export async function scrape(url: string): Promise<Scrape> {
   }
   return {
     series,
+    has(name) {
+      for (const k of series.keys()) if (k === name || k.startsWith(`${name}{`)) return true;
+      return false;
+    },
     sum(name, labelFilter) {
       let s = 0;
       for (const [k, v] of series) {
