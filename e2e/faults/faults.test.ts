@@ -12,7 +12,7 @@ import { influxQuery, rows, waitFor } from '../../scripts/influxd.ts';
 import { startStage, type Stage, type StageDevice } from './harness.ts';
 
 const SEED = Number(process.env.CITYSENSE_FAULT_SEED ?? 20261123);
-const READINGS_PER_DEVICE = Number(process.env.CITYSENSE_FAULT_READINGS ?? 300);
+const READINGS_PER_DEVICE = Number(process.env.CITYSENSE_FAULT_READINGS ?? 400);
 const FAMILIES = ['environment', 'fire', 'nbiot'] as const;
 const DEVICES: StageDevice[] = FAMILIES.flatMap((family, f) =>
   Array.from({ length: 4 }, (_, i) => ({ id: `ft-${family}-${i + 1}`, family, secret: `ft-${family}-${i + 1}-secret`, district: ['jinshui', 'erqi', 'huiji'][f]! })),
@@ -85,12 +85,12 @@ describe('fault tests: kill -9 and link cuts', () => {
     let simDone = false;
     void sim.finally(() => (simDone = true));
 
-    // Chaos until the simulators are done: a random fault every 3–6 s, each bounded in time.
+    // Chaos until the simulators are done: a fault every 2–4 s, in turn, each bounded in time.
     const actions = ['kill-edge', 'kill-cloud', 'kill-influxd', 'cut-link'] as const;
     const deadline = Date.now() + 180_000;
     let round = 0;
     while (!simDone && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 3_000 + rng.next() * 3_000));
+      await new Promise((r) => setTimeout(r, 2_000 + rng.next() * 2_000));
       if (simDone) break;
       const action = actions[round++ % actions.length]!;
       const downMs = 300 + Math.floor(rng.next() * 2_000);

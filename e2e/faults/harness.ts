@@ -9,7 +9,10 @@ import { join, resolve } from 'node:path';
 import { freePort, influxdConfig, waitFor } from '../../scripts/influxd.ts';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+// node itself with tsx as a loader, not the tsx CLI: the CLI runs the program in a child process, so a
+// SIGKILL would hit the wrapper and leave the real edge running.
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const LOADER = ['--import', 'tsx'];
 
 /** A process we may kill -9 and start again with the same command line. */
 export class Proc {
@@ -151,7 +154,7 @@ log: { level: info }
 `,
   );
   // The cloud answers /healthz 503 while InfluxDB is down; for "ready" it is enough that it listens.
-  const cloud = new Proc('cloud', TSX, ['cloud/src/main.ts', '--config', join(dir, 'cloud.yaml')], {}, join(dir, 'cloud.log'), async () => {
+  const cloud = new Proc('cloud', NODE, [...LOADER, 'cloud/src/main.ts', '--config', join(dir, 'cloud.yaml')], {}, join(dir, 'cloud.log'), async () => {
     const res = await fetch(`http://127.0.0.1:${ports.cloud}/healthz`).catch(() => undefined);
     return res !== undefined;
   });
@@ -170,7 +173,7 @@ uplink: { requestTimeoutMs: 5000, retry: { initialDelayMs: 100, maxDelayMs: 2000
 log: { level: info }
 ${edgeExtra}`,
   );
-  const edge = new Proc('edge', TSX, ['edge/src/main.ts', '--config', join(dir, 'edge.yaml')], {}, join(dir, 'edge.log'), () => httpOk(`http://127.0.0.1:${ports.edgeHttp}/healthz`));
+  const edge = new Proc('edge', NODE, [...LOADER, 'edge/src/main.ts', '--config', join(dir, 'edge.yaml')], {}, join(dir, 'edge.log'), () => httpOk(`http://127.0.0.1:${ports.edgeHttp}/healthz`));
 
   const link = new CuttableLink(ports.link, ports.cloud);
   await influx.start();
