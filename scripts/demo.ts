@@ -165,7 +165,9 @@ opcua:
   );
 
   const sup = new Supervisor();
-  const tsx = join(ROOT, 'node_modules', '.bin', 'tsx');
+  // node with tsx as its loader rather than the tsx CLI: the CLI runs the program in a child of its own,
+  // and a SIGKILL (the supervisor's last resort) would reach only the wrapper.
+  const node = join(ROOT, 'node_modules', '.bin', 'node');
   const logLevel = opts.verbose ? 'info' : 'warn';
   let stopping = false;
   const shutdown = async () => {
@@ -191,8 +193,8 @@ opcua:
 
   const cloud = sup.add({
     name: 'cloud',
-    command: tsx,
-    args: ['cloud/src/main.ts', '--config', join(DEMO, 'cloud.yaml')],
+    command: node,
+    args: ['--import', 'tsx', 'cloud/src/main.ts', '--config', join(DEMO, 'cloud.yaml')],
     cwd: ROOT,
     env: { CITYSENSE_CLOUD_LOG_LEVEL: logLevel },
     format: readable,
@@ -203,8 +205,8 @@ opcua:
 
   const edge = sup.add({
     name: 'edge',
-    command: tsx,
-    args: ['edge/src/main.ts', '--config', join(DEMO, 'edge.yaml')],
+    command: node,
+    args: ['--import', 'tsx', 'edge/src/main.ts', '--config', join(DEMO, 'edge.yaml')],
     cwd: ROOT,
     env: { CITYSENSE_EDGE_TOKEN: EDGE_TOKEN, CITYSENSE_EDGE_LOG_LEVEL: logLevel },
     format: readable,
@@ -217,8 +219,10 @@ opcua:
   if (!opts['no-sim']) {
     simulator = sup.add({
       name: 'sim',
-      command: tsx,
+      command: node,
       args: [
+        '--import',
+        'tsx',
         'device-sim/src/cli.ts',
         '--url',
         `mqtt://127.0.0.1:${ports.mqtt}`,
