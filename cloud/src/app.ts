@@ -128,13 +128,15 @@ export function buildApp(config: CloudConfig, opts: BuildAppOptions = {}): Fasti
   });
 
   app.register(healthRoutes);
+  // app.audit, app.registry, app.readings, app.districts (issue 7) before the alerts: the alert routes record
+  // ack/resolve with app.audit.record.
+  app.register(registryPlugin, { config, now });
   // Alerts (issue 5): engine + outbox (app.alerts, app.webhooks), operator login, the alerts API.
   app.register(alertsPlugin, { config, env, now, ...(opts.random ? { random: opts.random } : {}) });
   app.register(operatorAuthPlugin, { operators: config.operators, env, now });
   app.register(alertRoutes, { config });
   app.register(batchesRoutes, { config, env, warnings, now });
   // Device registry, query API, audit log, edge registry slices, retention + roll-ups (issue 7).
-  app.register(registryPlugin, { config, now });
   app.register(influxAdminPlugin, { config });
   app.register(deviceRoutes, { config, now });
   app.register(districtRoutes);
