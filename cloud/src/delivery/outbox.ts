@@ -67,6 +67,9 @@ const MIGRATION = `
   CREATE INDEX webhook_outbox_alert ON webhook_outbox (alert_id);
 `;
 
+/** How long close() lets attempts in flight finish before abandoning them. */
+const CLOSE_GRACE_MS = 2_000;
+
 const COLUMNS = 'id, event_id, alert_id, target_id, status, attempts, next_attempt_at, created_at, received_at, delivered_at, last_error, last_status';
 
 type Outcome = { kind: 'delivered'; status: number } | { kind: 'http_error'; status: number } | { kind: 'timeout' | 'network_error' | 'closed'; error: string };
@@ -170,12 +173,20 @@ export class WebhookOutbox {
     this.kick();
   }
 
-  /** Stops attempting; attempts in flight are abandoned and stay pending (made again after a restart). */
+  /**
+   * Stops attempting. Attempts in flight get up to CLOSE_GRACE_MS to finish (so an answered delivery is
+   * recorded as delivered); those still open then are abandoned and stay pending: made again after a
+   * restart, with the same Idempotency-Key.
+   */
   async close(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    const all = Promise.allSettled([...this.inflight.values()]);
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((r) => (grace = setTimeout(r, CLOSE_GRACE_MS)))]);
+    clearTimeout(grace);
     this.closing.abort();
-    await Promise.allSettled([...this.inflight.values()]);
+    await all;
   }
 
   /** Looks for due deliveries now (after an enqueue, or an attempt ended). */
