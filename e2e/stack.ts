@@ -46,7 +46,8 @@ export async function startStack(name: string, devices: StackDevice[], edgeOverr
   const cloudConfig = parseCloudConfig({
     listen: { host: '127.0.0.1', port: 0 },
     store: { path: ':memory:' },
-    influx: { url: influx.url, database: influx.db },
+    // Retention is cloud/test/retention-rollups' subject; here old test vectors (2024) must still land.
+    influx: { url: influx.url, database: influx.db, retention: { manage: false } },
     auth: { mode: 'token', edges: [{ id: EDGE_ID, tokenSha256: createHash('sha256').update(EDGE_TOKEN).digest('hex') }] },
     log: { level: 'info' },
   });

@@ -7,7 +7,8 @@ import type { EdgeConfig, EdgeConfigInput } from '../config/schema.ts';
 import { parseEdgeConfig } from '../config/load.ts';
 import { createLogger, rateLimitedWarn } from '../log.ts';
 import { createEdgeMetrics, registerQueueMetrics } from '../metrics.ts';
-import { buildRegistry, loadRegistryFile } from '../registry/registry.ts';
+import { buildRegistry, LiveRegistry, loadRegistryFile } from '../registry/registry.ts';
+import { startRegistrySync, type RegistrySync } from '../registry/cloud-sync.ts';
 import { loadProfiles } from '../profiles/load.ts';
 import { join } from 'node:path';
 import { openDiskQueue } from '../queue/index.ts';
@@ -43,6 +44,15 @@ export interface Edge {
   close(): Promise<void>;
 }
 
+/** What the OPC-UA input subscribes to: it is re-made only when this changes. */
+function opcuaBindingsKey(registry: LiveRegistry): string {
+  const parts: string[] = [];
+  for (const d of registry.all()) {
+    if (d.profile.profile.input === 'opcua' && d.opcua) parts.push(`${d.id}|${d.profile.profile.id}|${d.opcua.server}|${JSON.stringify(d.opcua.vars)}`);
+  }
+  return parts.sort().join('\n');
+}
+
 export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: StartEdgeOptions = {}): Promise<Edge> {
   // Parsing is idempotent: a loaded config passes through unchanged, a partial object gets its defaults.
   const c = parseEdgeConfig(config);
@@ -51,7 +61,9 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   const metrics = createEdgeMetrics({ defaultMetrics: opts.processMetrics ?? false });
 
   const profiles = loadProfiles(c.profiles.dirs);
-  const registry = c.registry.file ? loadRegistryFile(c.registry.file, profiles) : buildRegistry(c.registry.devices ?? [], 'config', profiles, 'registry.devices');
+  const registry = new LiveRegistry(
+    c.registry.file ? loadRegistryFile(c.registry.file, profiles) : buildRegistry(c.registry.devices ?? [], 'config', profiles, 'registry.devices'),
+  );
   // Everything a device sent is on disk (group-committed) before it is acknowledged; a batch leaves the
   // queue only on the cloud's Ack for its seq (docs/delivery-guarantees.md).
   const queue = await openDiskQueue({
@@ -87,7 +99,42 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     normalise: { ...c.normalise, alarmTypes: c.events.alarmTypes, warningTypes: c.events.warningTypes },
   });
   const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage: ingest.mqtt, metrics, log, warn });
-  const opcua = await startOpcua(c, registry, ingest, metrics.registry, log, warn);
+  let opcua = await startOpcua(c, registry, ingest, metrics.registry, log, warn);
+  let opcuaKey = opcuaBindingsKey(registry);
+  // With registry.cloud the devices come from the cloud's registry (cached on disk, so the edge starts and
+  // works while the cloud is away): new devices can log in at the next poll, without a restart.
+  let sync: RegistrySync | undefined;
+  const rc = c.registry.cloud;
+  if (rc) {
+    let applying = Promise.resolve();
+    sync = await startRegistrySync({
+      cloudUrl: c.cloud.url,
+      token: c.cloud.token,
+      tls: c.uplink.tls,
+      edgeId: c.edgeId,
+      cacheFile: rc.cacheFile!,
+      intervalMs: rc.intervalMs,
+      log,
+      onUpdate(entries, info) {
+        // Throws (and the slice is refused, the previous registry kept) when an entry does not fit its profile.
+        registry.swap(buildRegistry(entries, `cloud registry v${info.version} (${info.source})`, profiles));
+        log.info({ version: info.version, source: info.source, devices: registry.size }, 'registry updated');
+        const key = opcuaBindingsKey(registry);
+        if (key !== opcuaKey) {
+          opcuaKey = key;
+          // OPC-UA subscriptions follow the registry: re-made when its OPC-UA devices change.
+          applying = applying.then(async () => {
+            await sync?.stop();
+        await opcua?.close();
+            opcua = await startOpcua(c, registry, ingest, metrics.registry, log, warn).catch((err: Error) => {
+              log.error({ err }, 'OPC-UA input not started for the new registry');
+              return undefined;
+            });
+          });
+        }
+      },
+    });
+  }
   const hj212 = c.hj212.enabled
     ? await startHj212Listener({ ...c.hj212, registry, ingest, metricsRegistry: metrics.registry, log, warn })
     : undefined;
@@ -139,6 +186,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
       closing ??= (async () => {
         await mqtt.close();
         await hj212?.close();
+        await sync?.stop();
         await opcua?.close();
         await uplink.close();
         const s = queue.stats();

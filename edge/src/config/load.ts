@@ -80,6 +80,7 @@ function validate(
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(src.baseDir, p));
   c.dataDir = abs(c.dataDir);
   if (c.registry.file) c.registry.file = abs(c.registry.file);
+  if (c.registry.cloud) c.registry.cloud.cacheFile = abs(c.registry.cloud.cacheFile ?? join(c.dataDir, 'registry-cache.json'));
   c.profiles.dirs = c.profiles.dirs.map(abs);
   const pki = c.opcua.pki;
   pki.dir = abs(pki.dir ?? join(c.dataDir, 'opcua-pki'));

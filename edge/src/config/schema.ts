@@ -138,9 +138,16 @@ export const edgeConfigSchema = z
       .strictObject({
         file: z.string().min(1).optional(),
         devices: z.array(deviceSchema).optional(),
+        /** The edge's slice of the cloud's registry (GET /v1/edges/{edgeId}/registry), cached in dataDir. */
+        cloud: z
+          .strictObject({
+            intervalMs: positiveInt.default(30_000),
+            cacheFile: z.string().min(1).optional(),
+          })
+          .optional(),
       })
-      .refine((r) => (r.file === undefined) !== (r.devices === undefined), {
-        message: 'give registry.file or registry.devices (exactly one)',
+      .refine((r) => [r.file, r.devices, r.cloud].filter((x) => x !== undefined).length === 1, {
+        message: 'give exactly one of registry.file, registry.devices or registry.cloud',
       }),
     cloud: z
       .strictObject({

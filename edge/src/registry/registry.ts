@@ -125,3 +125,26 @@ export function loadRegistryFile(file: string, profiles: ProfileSet): DeviceRegi
   }
   return buildRegistry(r.data.devices, file, profiles);
 }
+
+/**
+ * A registry whose content can be replaced while the edge runs (the cloud's slice changed): inputs hold
+ * this object and always see the current devices. Connected devices stay connected until they reconnect.
+ */
+export class LiveRegistry implements DeviceRegistry {
+  constructor(private current: DeviceRegistry) {}
+  swap(next: DeviceRegistry): void {
+    this.current = next;
+  }
+  get(id: string): Device | undefined {
+    return this.current.get(id);
+  }
+  byMn(mn: string): Device | undefined {
+    return this.current.byMn(mn);
+  }
+  all(): Iterable<Device> {
+    return this.current.all();
+  }
+  get size(): number {
+    return this.current.size;
+  }
+}
