@@ -112,6 +112,11 @@ describe('acknowledge and resolve', () => {
     expect(again.json()).toMatchObject({ error: 'ALERT_RESOLVED' });
     expect((await app.inject({ method: 'POST', url: '/v1/alerts/al_000/ack', headers: { authorization: `Bearer ${duty}` } })).statusCode).toBe(404);
 
+    // The audit log has who acknowledged and who resolved; the refused attempts left no entry.
+    const audit = (await get(`/v1/audit?target=${encodeURIComponent(`alert:${gas.id}`)}`)).json();
+    const entries = (audit.entries ?? audit.items ?? audit) as { actor: string; action: string }[];
+    expect(entries.map((e) => `${e.action}:${e.actor}`).sort()).toEqual(['alert.ack:duty', 'alert.resolve:duty']);
+
     const detail = (await get(`/v1/alerts/${gas.id}`)).json();
     expect(detail.changes.map((c: { state: string; by?: string }) => `${c.state}:${c.by ?? ''}`)).toEqual(['firing:', 'acknowledged:duty', 'resolved:duty']);
     expect(new Set(detail.changes.map((c: { event_id: string }) => c.event_id)).size).toBe(3);

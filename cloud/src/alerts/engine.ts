@@ -444,13 +444,16 @@ export class AlertEngine {
   // ---- operators -----------------------------------------------------------------------------------
 
   /** firing → acknowledged. Acknowledging an acknowledged alert changes nothing; a resolved one is refused. */
-  acknowledge(id: string, by: string): AlertRow {
+  acknowledge(id: string, by: string, alsoInTransaction?: (a: AlertRow) => void): AlertRow {
     if (this.stale) this.reload();
     const a = this.state.getAlert(id);
     if (!a) throw new CloudError('ALERT_NOT_FOUND', id.slice(0, 100));
     if (a.state === 'resolved') throw new CloudError('ALERT_RESOLVED', id);
     if (a.state === 'acknowledged') return a;
-    this.guarded(() => this.change(id, 'acknowledged', { ts: this.deps.now(), by, reason: 'operator' }, undefined));
+    this.guarded(() => {
+      this.change(id, 'acknowledged', { ts: this.deps.now(), by, reason: 'operator' }, undefined);
+      alsoInTransaction?.(a);
+    });
     this.afterCommit();
     return this.state.getAlert(id)!;
   }
@@ -459,7 +462,7 @@ export class AlertEngine {
    * → resolved by an operator. If the rule's condition still holds, its series is latched: it does not
    * fire again until the clear condition has been seen (or the device reported, for offline rules).
    */
-  resolve(id: string, by: string): AlertRow {
+  resolve(id: string, by: string, alsoInTransaction?: (a: AlertRow) => void): AlertRow {
     if (this.stale) this.reload();
     const a = this.state.getAlert(id);
     if (!a) throw new CloudError('ALERT_NOT_FOUND', id.slice(0, 100));
@@ -472,6 +475,7 @@ export class AlertEngine {
         this.state.putSeries(s.rule.id, s.deviceId, s.subject, s.state);
       }
       this.change(id, 'resolved', { ts: this.deps.now(), by, reason: 'operator' }, undefined);
+      alsoInTransaction?.(a);
     });
     this.afterCommit();
     return this.state.getAlert(id)!;

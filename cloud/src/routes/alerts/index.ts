@@ -87,14 +87,18 @@ export const alertRoutes: FastifyPluginAsync<AlertRoutesOptions> = async (app, o
     return { ...withDeliveries(a), changes: app.alerts.changesOf(id) };
   });
 
+  const audit = (actor: string, action: string, a: { id: string; rule: string; device_id: string; state: string }) =>
+    app.audit?.record({ actor, action, target: `alert:${a.id}`, details: { rule: a.rule, device: a.device_id, from: a.state } });
+
   app.post('/v1/alerts/:id/ack', operator, async (req) => {
     const { id } = req.params as { id: string };
-    return withDeliveries(app.alerts.acknowledge(id, req.operator!.sub));
+    // The audit entry commits with the state change, or neither does (issue 7: who, when, what).
+    return withDeliveries(app.alerts.acknowledge(id, req.operator!.sub, (a) => audit(req.operator!.sub, 'alert.ack', a)));
   });
 
   app.post('/v1/alerts/:id/resolve', operator, async (req) => {
     const { id } = req.params as { id: string };
-    return withDeliveries(app.alerts.resolve(id, req.operator!.sub));
+    return withDeliveries(app.alerts.resolve(id, req.operator!.sub, (a) => audit(req.operator!.sub, 'alert.resolve', a)));
   });
 
   app.get('/v1/webhooks/deliveries', viewer, async (req) => {
