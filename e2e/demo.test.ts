@@ -7,18 +7,22 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, influxQuery, rows, waitFor } from '../scripts/influxd.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../scripts/webhook-receiver.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 let demo: ChildProcess;
 let out = '';
 let exit: Promise<number | null>;
 const ports = { influx: 0, cloud: 0, mqtt: 0, http: 0, hj212: 0, opcua: 0 };
+let hooks: WebhookReceiver;
 let dataDir: string;
 
 beforeAll(async () => {
   for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
   dataDir = mkdtempSync(join(tmpdir(), 'citysense-demo-test-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, CITYSENSE_DATA_DIR: dataDir, CITYSENSE_INFLUX_PORT: String(ports.influx), CITYSENSE_CLOUD_PORT: String(ports.cloud), CITYSENSE_EDGE_MQTT_PORT: String(ports.mqtt), CITYSENSE_EDGE_HTTP_PORT: String(ports.http), CITYSENSE_EDGE_HJ212_PORT: String(ports.hj212), CITYSENSE_SIM_OPCUA_PORT: String(ports.opcua) };
+  // Stands in for the fire system and the other demo webhook targets (contracts.md: CITYSENSE_WEBHOOK_URL).
+  hooks = await startWebhookReceiver(0);
+  const env: NodeJS.ProcessEnv = { ...process.env, CITYSENSE_DATA_DIR: dataDir, CITYSENSE_INFLUX_PORT: String(ports.influx), CITYSENSE_CLOUD_PORT: String(ports.cloud), CITYSENSE_EDGE_MQTT_PORT: String(ports.mqtt), CITYSENSE_EDGE_HTTP_PORT: String(ports.http), CITYSENSE_EDGE_HJ212_PORT: String(ports.hj212), CITYSENSE_SIM_OPCUA_PORT: String(ports.opcua), CITYSENSE_WEBHOOK_URL: hooks.url };
   delete env.INFLUX_URL;
   demo = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['scripts/demo.ts', '--sim-devices', '1', '--interval-ms', '1000'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   demo.stdout!.on('data', (c) => (out += String(c)));
@@ -30,6 +34,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (demo && demo.exitCode === null) demo.kill('SIGKILL');
+  await hooks?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -62,6 +67,25 @@ describe('npm start (the demo stack)', () => {
       await waitFor(what, async () => rows(await influxQuery(url, 'citysense', q)).length > 0, 45_000);
     }
   }, 60_000);
+
+  it('the fire scenario, played with the simulator CLI, reaches the fire system\'s webhook; resolving it sends the resolution', async () => {
+    const sim = spawnSync(join(ROOT, 'node_modules/.bin/tsx'), ['device-sim/src/cli.ts', '--url', `mqtt://127.0.0.1:${ports.mqtt}`, '--fire-panel', 'demo-fire-002:demo-fire-002-secret', '--scenario', 'fire', '--sim-step-ms', '5000', '--interval-ms', '100', '--quiet'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(sim.status, sim.stderr).toBe(0);
+    const firing = () => hooks.deliveries.find((d) => d.body.device_id === 'demo-fire-002' && d.body.state === 'firing' && d.body.category === 'fire' && d.body.type === 'fire_alarm');
+    await waitFor('the fire alarm at the fire system', () => firing() !== undefined, 30_000);
+    const f = firing()!;
+    expect(f.verified).toBe(true);
+    expect(f.idempotencyKey).toBe(f.body.event_id);
+    expect((f.body.attrs as Record<string, string>).zone).toMatch(/^F\d-Z\d$/);
+
+    const base = `http://127.0.0.1:${ports.cloud}`;
+    const login = await fetch(`${base}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'duty', password: 'duty-demo' }) });
+    expect(login.status).toBe(200);
+    const { token } = (await login.json()) as { token: string };
+    const res = await fetch(`${base}/v1/alerts/${String(f.body.id)}/resolve`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    await waitFor('the resolution at the fire system', () => hooks.deliveries.some((d) => d.body.id === f.body.id && d.body.state === 'resolved' && d.verified), 30_000);
+  }, 90_000);
 
   it('Ctrl-C stops every part: the process exits 0 and the ports close', async () => {
     demo.kill('SIGINT');

@@ -10,6 +10,8 @@ import prettyPino from 'pino-pretty';
 import YAML from 'yaml';
 import { generateDevices, registryYaml } from '@citysense/device-sim';
 import { makeOpcuaIdentity, type OpcuaIdentity } from './opcua-certs.ts';
+import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.ts';
+import { randomBytes } from 'node:crypto';
 import { freePort, influxdConfig, waitFor } from './influxd.ts';
 import { Supervisor, type Component } from './supervisor.ts';
 
@@ -42,6 +44,7 @@ const ports = {
   mqtt: Number(env.CITYSENSE_EDGE_MQTT_PORT ?? 1883),
   hj212: Number(env.CITYSENSE_EDGE_HJ212_PORT ?? 6212),
   opcua: Number(env.CITYSENSE_SIM_OPCUA_PORT ?? 4840),
+  webhook: Number(env.CITYSENSE_DEMO_WEBHOOK_PORT ?? 8090),
   edgeHttp: Number(env.CITYSENSE_EDGE_HTTP_PORT ?? 8081),
 };
 const EDGE_ID = 'edge-1';
@@ -56,6 +59,8 @@ const DEMO_DEVICES: Record<string, unknown>[] = [
   { id: 'demo-env-001', family: 'environment', secret: 'demo-env-001-secret', district: 'jinshui', profile: 'environment-station-json', tags: { site: 'jinshui-park' } },
   { id: 'demo-hj212-001', family: 'environment', district: 'jinshui', profile: 'hj212-air-station', hj212: { mn: '010000A8900016F000169DC0', password: '123456' }, tags: { site: 'jinshui-road-station' } },
   { id: 'demo-fire-001', family: 'fire', secret: 'demo-fire-001-secret', district: 'zhongyuan', profile: 'fire-panel-gb26875', tags: { site: 'zhongyuan-tower' } },
+  // A second panel, not simulated by the stack: for playing scenarios by hand (README: the fire scenario).
+  { id: 'demo-fire-002', family: 'fire', secret: 'demo-fire-002-secret', district: 'zhongyuan', profile: 'fire-panel-gb26875', tags: { site: 'zhongyuan-mall' } },
   { id: 'demo-nb-001', family: 'nbiot', secret: 'demo-nb-001-secret', district: 'guancheng', profile: 'nb-smoke-detector' },
   { id: 'demo-nb-002', family: 'nbiot', secret: 'demo-nb-002-secret', district: 'guancheng', profile: 'nb-manhole-cover' },
   { id: 'demo-nb-003', family: 'nbiot', secret: 'demo-nb-003-secret', district: 'huiji', profile: 'nb-gas-detector' },
@@ -106,6 +111,14 @@ async function demoOpcuaCertificates(dir: string): Promise<{ client: OpcuaIdenti
   return { client, server };
 }
 
+/** The key that signs operator tokens: kept in .data so a restart of the cloud keeps everyone logged in. */
+function demoAuthSecret(file: string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, secret, { mode: 0o600 });
+  return secret;
+}
+
 function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
@@ -113,7 +126,8 @@ function sha256Hex(s: string): string {
 async function main(): Promise<void> {
   mkdirSync(DEMO, { recursive: true });
   const busy: string[] = [];
-  for (const [name, port] of Object.entries({ cloud: ports.cloud, mqtt: ports.mqtt, edgeHttp: ports.edgeHttp, hj212: ports.hj212, opcua: ports.opcua })) {
+  const webhookPort = env.CITYSENSE_WEBHOOK_URL ? {} : { webhook: ports.webhook };
+  for (const [name, port] of Object.entries({ cloud: ports.cloud, mqtt: ports.mqtt, edgeHttp: ports.edgeHttp, hj212: ports.hj212, opcua: ports.opcua, ...webhookPort })) {
     if (await portInUse(port)) busy.push(`${name} port ${port}`);
   }
   if (!env.INFLUX_URL && (await portInUse(ports.influx))) busy.push(`InfluxDB port ${ports.influx} (to use that InfluxDB, set INFLUX_URL=http://127.0.0.1:${ports.influx})`);
@@ -141,6 +155,8 @@ auth:
   edges:
     - id: ${EDGE_ID}
       tokenSha256: ${sha256Hex(EDGE_TOKEN)}
+# The demo operators of contracts.md: admin/admin-demo, duty/duty-demo, viewer/viewer-demo.
+operators: { demoUsers: true }
 `,
   );
   writeFileSync(
@@ -175,6 +191,7 @@ opcua:
     stopping = true;
     process.stdout.write('\nstopping: simulators, edge (flushes its batches), cloud, InfluxDB ...\n');
     await sup.stopAll();
+    await receiver?.close();
     process.stdout.write('stopped.\n');
     process.exit(0);
   };
@@ -191,12 +208,23 @@ opcua:
     influxd.say(`InfluxDB 1.x on ${influxUrl}, data in ${dir}`);
   }
 
+  // Webhooks: the demo targets (fire system, emergency management, elevator rescue, environment bureau)
+  // post to CITYSENSE_WEBHOOK_URL when it is set, else to a small receiver of ours that checks each
+  // signature and prints the delivery.
+  let webhookUrl = env.CITYSENSE_WEBHOOK_URL;
+  let receiver: WebhookReceiver | undefined;
+  if (!webhookUrl) {
+    receiver = await startWebhookReceiver(ports.webhook, (line) => process.stdout.write(`\x1b[31m[webhook ]\x1b[0m ${line}\n`));
+    webhookUrl = receiver.url;
+  }
+  const authSecret = env.CITYSENSE_AUTH_SECRET ?? demoAuthSecret(join(DEMO, 'auth-secret'));
+
   const cloud = sup.add({
     name: 'cloud',
     command: node,
     args: ['--import', 'tsx', 'cloud/src/main.ts', '--config', join(DEMO, 'cloud.yaml')],
     cwd: ROOT,
-    env: { CITYSENSE_CLOUD_LOG_LEVEL: logLevel },
+    env: { CITYSENSE_CLOUD_LOG_LEVEL: logLevel, CITYSENSE_WEBHOOK_URL: webhookUrl, CITYSENSE_AUTH_SECRET: authSecret },
     format: readable,
   });
   cloud.start();
@@ -260,7 +288,9 @@ opcua:
 \x1b[1mcitysense demo is running\x1b[0m  (Ctrl-C stops everything)
 
   InfluxDB        ${influxUrl}  database citysense
-  cloud           http://127.0.0.1:${ports.cloud}   (/healthz, /metrics, POST /v1/batches)
+  console         http://127.0.0.1:${ports.cloud}/   (log in as duty / duty-demo; also admin, viewer)
+  cloud API       http://127.0.0.1:${ports.cloud}   (/healthz, /metrics, /v1/alerts, /v1/devices, POST /v1/batches)
+  webhooks        ${webhookUrl}${receiver ? '   (our receiver: each delivery is printed, signature checked)' : ''}
   edge ${EDGE_ID}     mqtt://127.0.0.1:${ports.mqtt}   health/metrics http://127.0.0.1:${ports.edgeHttp}/metrics
   HJ 212          tcp://127.0.0.1:${ports.hj212} (environment stations)
   elevators       opc.tcp://127.0.0.1:${ports.opcua} (simulated controller, 4 cars, SignAndEncrypt)
@@ -271,6 +301,9 @@ opcua:
 Publish a reading as demo-env-001:
   mosquitto_pub -h 127.0.0.1 -p ${ports.mqtt} -u demo-env-001 -P demo-env-001-secret -q 1 \\
     -t devices/demo-env-001/telemetry -m '{"ts": ${now}, "metrics": {"pm25": 35.2, "pm10": 61}}'
+
+Play the fire scenario (smoke, a zone's fire alarm, sprinkler pressure drop) with a second panel:
+  npm run sim -- --url mqtt://127.0.0.1:${ports.mqtt} --fire-panel demo-fire-002:demo-fire-002-secret --scenario fire --sim-step-ms 5000
 
 Query it:
   curl -sG ${influxUrl}/query --data-urlencode db=citysense \\

@@ -1,0 +1,67 @@
+// The demo's stand-in for the fire, emergency, elevator-rescue and environment systems: it receives the
+// cloud's webhooks, checks each signature as docs/receiving-webhooks.md tells a real receiver to, answers
+// 200, and reports one line per delivery. Also used by tests that look at what was delivered.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export const DEMO_WEBHOOK_SECRET = 'demo-webhook-secret';
+
+export interface Delivery {
+  path: string;
+  idempotencyKey: string | undefined;
+  verified: boolean;
+  body: Record<string, unknown>;
+  receivedAt: number;
+}
+
+export interface WebhookReceiver {
+  url: string;
+  deliveries: Delivery[];
+  close(): Promise<void>;
+}
+
+/** X-Citysense-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")> (contracts.md). */
+export function verifySignature(header: string | undefined, raw: Buffer, secret: string, toleranceS = 300): boolean {
+  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header ?? '');
+  if (!m) return false;
+  if (Math.abs(Date.now() / 1000 - Number(m[1])) > toleranceS) return false;
+  const want = createHmac('sha256', secret).update(`${m[1]}.`).update(raw).digest();
+  return timingSafeEqual(want, Buffer.from(m[2]!, 'hex'));
+}
+
+export async function startWebhookReceiver(port: number, report?: (line: string) => void, secret = DEMO_WEBHOOK_SECRET): Promise<WebhookReceiver> {
+  const deliveries: Delivery[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const verified = verifySignature(req.headers['x-citysense-signature'] as string | undefined, raw, secret);
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        // kept as {}: reported below as unreadable
+      }
+      const key = req.headers['idempotency-key'] as string | undefined;
+      deliveries.push({ path: req.url ?? '/', idempotencyKey: key, verified, body, receivedAt: Date.now() });
+      const attrs = (body.attrs ?? {}) as Record<string, string>;
+      const where = [attrs.building, attrs.floor && `floor ${attrs.floor}`, attrs.zone].filter(Boolean).join(', ');
+      report?.(
+        `${verified ? 'signature ok' : 'SIGNATURE INVALID'}: ${String(body.state ?? '?').toUpperCase()} ${body.severity ?? ''} ${body.category ?? ''} ` +
+          `"${body.rule ?? '?'}" ${body.device_id ?? ''} (${body.district ?? ''})${where ? ` at ${where}` : ''}${body.value !== undefined && body.value !== null ? ` value ${body.value}` : ''}`,
+      );
+      res.writeHead(verified ? 200 : 401).end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+    deliveries,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
