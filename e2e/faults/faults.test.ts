@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runSim, createRng, type SimStats } from '@citysense/device-sim';
 import { influxQuery, rows, waitFor } from '../../scripts/influxd.ts';
 import { startStage, type Stage, type StageDevice } from './harness.ts';
+import { startWebhookReceiver } from '../../scripts/webhook-receiver.ts';
 
 const SEED = Number(process.env.CITYSENSE_FAULT_SEED ?? 20261123);
 const READINGS_PER_DEVICE = Number(process.env.CITYSENSE_FAULT_READINGS ?? 400);
@@ -62,7 +63,8 @@ function alarmPublisher(url: string, device: StageDevice) {
 
 describe('fault tests: kill -9 and link cuts', () => {
   it('InfluxDB holds exactly what the simulators had acknowledged, and every alarm once', async () => {
-    stage = await startStage(dir, DEVICES);
+    const hooks = await startWebhookReceiver(0, undefined, 'fault-test-webhook-secret');
+    stage = await startStage(dir, DEVICES, { webhookUrl: hooks.url });
     const s = stage;
     const rng = createRng('faults', SEED);
     const q = async (query: string) => rows(await influxQuery(s.influxUrl, s.db, query));
@@ -148,5 +150,22 @@ describe('fault tests: kill -9 and link cuts', () => {
     const perZone = new Map<string, number>();
     for (const e of ev) perZone.set(String(e.attr_zone), (perZone.get(String(e.attr_zone)) ?? 0) + 1);
     for (const zone of alarms.acked) expect(perZone.get(zone), `alarm ${zone}`).toBe(1);
+
+    // At the cloud: each alarm raised exactly one alert, and the fire system was notified of it under one
+    // Idempotency-Key (a resend after a kill carries the same key: at least once on the wire, once in effect).
+    const login = await fetch(`${s.cloudUrl}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'viewer', password: 'viewer-demo' }) });
+    const { token } = (await login.json()) as { token: string };
+    const list = (await (await fetch(`${s.cloudUrl}/v1/alerts?rule=fire-alarm&limit=1000`, { headers: { authorization: `Bearer ${token}` } })).json()) as { alerts: { id: string; attrs?: Record<string, string> }[] };
+    const alertsPerZone = new Map<string, number>();
+    for (const a of list.alerts) alertsPerZone.set(String(a.attrs?.zone), (alertsPerZone.get(String(a.attrs?.zone)) ?? 0) + 1);
+    for (const zone of alarms.acked) expect(alertsPerZone.get(zone), `alerts for ${zone}`).toBe(1);
+    await waitFor('a firing delivery for every alarm', () => [...alarms.acked].every((z) => hooks.deliveries.some((d) => d.body.state === 'firing' && (d.body.attrs as Record<string, string>)?.zone === z)), 60_000);
+    for (const zone of alarms.acked) {
+      const keys = new Set(hooks.deliveries.filter((d) => d.body.state === 'firing' && (d.body.attrs as Record<string, string>)?.zone === zone).map((d) => d.idempotencyKey));
+      expect(keys.size, `fire-system notifications for ${zone}`).toBe(1);
+    }
+    expect(hooks.deliveries.every((d) => d.verified)).toBe(true);
+    say(`alerts: ${list.alerts.length} fire alerts, ${hooks.deliveries.length} webhook deliveries (${new Set(hooks.deliveries.map((d) => d.idempotencyKey)).size} distinct)`);
+    await hooks.close();
   }, 600_000);
 });

@@ -130,7 +130,8 @@ export interface Stage {
 
 const httpOk = async (url: string) => ((await fetch(url).catch(() => undefined))?.status ?? 500) < 300;
 
-export async function startStage(dir: string, devices: StageDevice[], edgeExtra = ''): Promise<Stage> {
+export async function startStage(dir: string, devices: StageDevice[], opts: { edgeExtra?: string; webhookUrl?: string } = {}): Promise<Stage> {
+  const edgeExtra = opts.edgeExtra ?? '';
   mkdirSync(dir, { recursive: true });
   const ports = { influx: await freePort(), rpc: await freePort(), cloud: await freePort(), link: await freePort(), mqtt: await freePort(), edgeHttp: await freePort(), hj212: await freePort() };
   const influxUrl = `http://127.0.0.1:${ports.influx}`;
@@ -151,10 +152,11 @@ auth:
   mode: token
   edges: [{ id: edge-faults, tokenSha256: ${createHash('sha256').update(token).digest('hex')} }]
 log: { level: info }
-`,
+operators: { demoUsers: true }
+${opts.webhookUrl ? `webhooks:\n  demoTargetsFromEnv: false\n  targets: [{ id: fire-system, url: "${opts.webhookUrl}", secret: fault-test-webhook-secret, match: { categories: [fire] }, timeoutMs: 2000, backoff: { initialMs: 100, maxMs: 1000 } }]\n` : ''}`,
   );
   // The cloud answers /healthz 503 while InfluxDB is down; for "ready" it is enough that it listens.
-  const cloud = new Proc('cloud', NODE, [...LOADER, 'cloud/src/main.ts', '--config', join(dir, 'cloud.yaml')], {}, join(dir, 'cloud.log'), async () => {
+  const cloud = new Proc('cloud', NODE, [...LOADER, 'cloud/src/main.ts', '--config', join(dir, 'cloud.yaml')], { CITYSENSE_AUTH_SECRET: 'fault-test-operator-token-key' }, join(dir, 'cloud.log'), async () => {
     const res = await fetch(`http://127.0.0.1:${ports.cloud}/healthz`).catch(() => undefined);
     return res !== undefined;
   });
