@@ -21,6 +21,7 @@ import { deviceRoutes } from './routes/devices/index.ts';
 import { districtRoutes } from './routes/districts/index.ts';
 import { edgeRoutes } from './routes/edges/index.ts';
 import { healthRoutes } from './routes/health.ts';
+import { consolePlugin } from './console/plugin.ts';
 
 export interface BuildAppOptions {
   /** Defaults to a pino logger at config.log.level. */
@@ -142,6 +143,8 @@ export function buildApp(config: CloudConfig, opts: BuildAppOptions = {}): Fasti
   app.register(districtRoutes);
   app.register(auditRoutes, { config });
   app.register(edgeRoutes, { config, env });
+  // The operator web console at / and /console/, GET /v1/edges, GET /v1/districts/{d}/devices (docs/console.md).
+  app.register(consolePlugin, { config, now });
   app.addHook('onClose', async () => warnings.flush());
   return app;
 }

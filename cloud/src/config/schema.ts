@@ -306,6 +306,15 @@ export const CloudConfigSchema = z
         tokenTtl: Duration.default(12 * 3_600_000),
       })
       .prefault({}),
+    /** The operator web console (issue 7; cloud/src/console/, docs/console.md). */
+    console: z
+      .strictObject({
+        /** Serve the console at / and /console/ (the JSON API is there either way). */
+        enabled: z.boolean().default(true),
+        /** GET /v1/edges shows an edge's link as down after this long without a batch from it. */
+        edgeStaleAfterMs: Duration.default(120_000),
+      })
+      .prefault({}),
   })
   .superRefine((c, ctx) => {
     const targetIds = new Set<string>();
