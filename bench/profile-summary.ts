@@ -55,6 +55,8 @@ export function summariseProfiles(files: string[], top = 20): ProfileSummary {
     }
   }
   const busy = total - (groupMs.get('(idle)') ?? 0);
+  groupMs.delete('(idle)');
+  fnMs.delete('(idle)');
   const list = (m: Map<string, number>) =>
     [...m.entries()]
       .sort((a, b) => b[1] - a[1])
