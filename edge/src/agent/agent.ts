@@ -18,6 +18,7 @@ import { startMqttBroker } from '../inputs/mqtt-broker/server.ts';
 import { startHj212Listener } from '../inputs/hj212-tcp/server.ts';
 import { startOpcua } from '../inputs/opcua/bindings.ts';
 import { startHttpServer, type Health } from '../http/server.ts';
+import { LocalAlerts } from '../alerts/local-alerts.ts';
 
 export interface StartEdgeOptions {
   /** Use this logger instead of making one from config.log. */
@@ -90,10 +91,16 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     log,
     warn,
   );
+  // Edge-local alerting (issue 5, item 5; edge/src/alerts/): watches critical events once the queue holds
+  // them, alerts the local targets when the cloud does not ack in time, and marks those events for the cloud.
+  const localAlerts = c.localAlerts
+    ? await LocalAlerts.start({ config: c.localAlerts, dataDir: c.dataDir, edgeId: c.edgeId, uplinkState: () => uplink.status.state, registry: metrics.registry, log })
+    : undefined;
+  uplink.hooks = localAlerts;
   uplink.start(queue);
 
   const ingest = createIngest({
-    sink: queue,
+    sink: localAlerts ? localAlerts.wrapSink(queue) : queue,
     metrics,
     warn,
     normalise: { ...c.normalise, alarmTypes: c.events.alarmTypes, warningTypes: c.events.warningTypes },
@@ -189,6 +196,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
         await sync?.stop();
         await opcua?.close();
         await uplink.close();
+        await localAlerts?.close();
         const s = queue.stats();
         await queue.close();
         await http.close();

@@ -14,6 +14,19 @@ import { frameToReadings, parseFrameBytes, type Hj212Frame } from '../decoders/h
 import { normaliseEvent, normaliseReading, type NormaliseOptions } from '../processors/normalise.ts';
 import type { RawSample } from '../profiles/apply.ts';
 import { Gb26875Decoder } from '../decoders/gb26875/index.ts';
+import { EDGE_NOTIFIED_ATTR } from '../alerts/rules.ts';
+
+/**
+ * Edge-local alerting: the `edge_notified` attribute is the edge's word to the cloud (the webhook targets
+ * it already alerted of this event, edge/src/alerts/). A device may not say it: it would silence the
+ * cloud's webhook to those targets. Removed from what devices send (the event id is left as it was).
+ */
+function withoutEdgeNotified(e: DeviceEvent): DeviceEvent {
+  if (!Object.hasOwn(e.attrs, EDGE_NOTIFIED_ATTR)) return e;
+  const attrs = { ...e.attrs };
+  delete attrs[EDGE_NOTIFIED_ATTR];
+  return { ...e, attrs };
+}
 
 /** Where a fire panel's reading comes from, as InfluxDB tags (names and descriptions stay out: free text). */
 const COMPONENT_TAGS = ['building', 'floor', 'zone', 'component', 'component_type'];
@@ -93,13 +106,13 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
       }
       for (const e of out.events) {
         const n = normaliseEvent(device, { ts, type: e.type, attrs: e.attrs }, receivedAt, o.normalise, e.priority);
-        if (n.ok) events.push(n.item);
+        if (n.ok) events.push(withoutEdgeNotified(n.item));
         else rejectMessage(device, 'event', n.reason, n.detail);
       }
     }
     for (const d of decodedEvents) {
       const n = normaliseEvent(device, d, receivedAt, o.normalise, d.priority);
-      if (n.ok) events.push(n.item);
+      if (n.ok) events.push(withoutEdgeNotified(n.item));
       else rejectMessage(device, 'event', n.reason, n.detail);
     }
     if (readings.length === 0 && events.length === 0) return;

@@ -2,6 +2,8 @@
 // every limit has a default; README.md documents what happens at each limit.
 import { z } from 'zod';
 import { FAMILIES } from '@citysense/proto';
+// Edge-local alerting (issue 5, item 5): its schema lives with it in edge/src/alerts/config.ts.
+import { localAlertsSchema } from '../alerts/config.ts';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
@@ -221,6 +223,8 @@ export const edgeConfigSchema = z
       })
       .prefault({}),
     shutdown: z.strictObject({ flushTimeoutMs: positiveInt.default(10_000) }).prefault({}),
+    /** Edge-local alerting (issue 5): critical event rules alerted from the edge when the cloud is away; absent = off. */
+    localAlerts: localAlertsSchema.optional(),
   })
   .superRefine((c, ctx) => {
     if (c.uplink.retry.maxDelayMs < c.uplink.retry.initialDelayMs) {

@@ -13,6 +13,7 @@ import type { EdgeMetrics } from '../../metrics.ts';
 import type { RateLimitedWarn } from '../../log.ts';
 import type { DurableQueue } from '../../queue/index.ts';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.ts';
+import type { UplinkHooks } from '../../alerts/local-alerts.ts';
 
 const gzip = promisify(gzipCb);
 
@@ -55,6 +56,11 @@ function refusalReason(status: number, body: { error?: unknown } | undefined): s
 
 export class Uplink {
   readonly status: UplinkStatus = { state: 'unknown', lastAckAt: null, lastError: null };
+  /**
+   * Edge-local alerting (edge/src/alerts/): told of every attempt's outcome, and may add the
+   * `edge_notified` attribute to a batch's events before an attempt. Unset: batches go as queued.
+   */
+  hooks: UplinkHooks | undefined;
   private readonly agent: Agent;
   private readonly url: string;
   private readonly stop = new AbortController();
@@ -126,7 +132,11 @@ export class Uplink {
       for (let attempt = 0; ; attempt++) {
         // Closing with a batch in hand: it stays open in the queue and is sent again, same seq, after restart.
         if (this.stop.signal.aborted) return;
-        const outcome = await this.attempt(batch, body);
+        // Edge-local alerting: the events the edge already alerted locally carry edge_notified (on the wire
+        // only: the queue keeps the batch as it was persisted; the same seq, a superset of its content).
+        const sending = this.hooks ? await this.hooks.beforeAttempt(batch) : batch;
+        const outcome = await this.attempt(sending, sending === batch ? body : await gzip(encodeBatch(sending)));
+        if (outcome.kind !== 'retry' || outcome.reason !== 'closing') this.hooks?.afterAttempt(batch, outcome.kind === 'acked' ? 'acked' : outcome.kind === 'refused' ? 'refused' : 'failed');
         if (outcome.kind === 'acked') {
           const now = Date.now();
           this.status.state = 'up';
