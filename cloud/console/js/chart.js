@@ -18,7 +18,16 @@ export function timeChart(container, label) {
       height: 300,
       scales: { x: { time: true } },
       series: [{}, { label, stroke: '#0f5c8c', fill: 'rgba(15,92,140,0.08)', width: 2, points: { show: true, size: 4 } }],
-      axes: [{ stroke: '#556' }, { stroke: '#556', size: 60 }],
+      axes: [
+        {
+          stroke: '#556',
+          space: 90,
+          // Whole seconds and up: readings arrive every few seconds at most.
+          incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400],
+          values: (u, splits) => splits.map((s) => new Date(s * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false })),
+        },
+        { stroke: '#556', size: 60 },
+      ],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
     },

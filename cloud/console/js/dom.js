@@ -6,8 +6,14 @@
  * `style` is refused on purpose (the CSP allows no inline style): use classes.
  */
 export function h(tag, attrs, ...children) {
-  const [name, ...classes] = tag.split('.');
-  const el = document.createElement(name);
+  // 'tag.class1.class2#id' (in any order after the tag name)
+  const parts = tag.split(/(?=[.#])/);
+  const el = document.createElement(parts[0]);
+  const classes = [];
+  for (const p of parts.slice(1)) {
+    if (p[0] === '#') el.id = p.slice(1);
+    else classes.push(p.slice(1));
+  }
   if (classes.length) el.className = classes.join(' ');
   if (attrs && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
     children.unshift(attrs);

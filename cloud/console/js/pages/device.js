@@ -8,6 +8,8 @@ import { errorBox, severityBadge, stateBadge } from './common.js';
 
 const WINDOW_MS = 15 * 60_000;
 const POLL_MS = 2000;
+/** The metric charted first, when the device has it. */
+const PREFERRED = ['pm25', 'aqi', 'temperature', 'floor', 'smoke_obscuration', 'sprinkler_pressure', 'battery_pct'];
 
 export function devicePage(main, id) {
   const err = errorBox();
@@ -107,7 +109,7 @@ export function devicePage(main, id) {
         const m = r.metrics[n];
         const row = shown.get(n);
         const text = value(m.value);
-        if (row.last !== undefined && row.last !== `${m.ts}`) {
+        if (row.last !== undefined && row.v.textContent !== text) {
           row.v.classList.remove('flash');
           void row.v.offsetWidth;
           row.v.classList.add('flash');
@@ -118,7 +120,7 @@ export function devicePage(main, id) {
         row.last = `${m.ts}`;
       }
       if (numeric.length && picker.options.length !== numeric.length) {
-        const keep = chartMetric && numeric.includes(chartMetric) ? chartMetric : numeric[0];
+        const keep = chartMetric && numeric.includes(chartMetric) ? chartMetric : (PREFERRED.find((n) => numeric.includes(n)) ?? numeric[0]);
         mount(picker, numeric.map((n) => h('option', { value: n, selected: n === keep }, n)));
         if (keep !== chartMetric) await loadChart(keep);
       }
