@@ -192,24 +192,24 @@ export class LocalAlerts implements UplinkHooks {
   }
 
   private async annotate(batch: Batch): Promise<Batch> {
-    // A local delivery of one of these events in flight (or a decision being written) is awaited, bounded
-    // by the target timeout, so that the cloud hears of it in this very attempt.
-    const waits: Promise<unknown>[] = [];
+    // A decision being written, then a local delivery of one of these events in flight, is awaited (bounded
+    // by the target's timeout) so that the cloud hears of its outcome in this very attempt.
+    const deciding = batch.events.map((e) => this.deciding.get(e.id)).filter((p) => p !== undefined);
+    if (deciding.length) await Promise.allSettled(deciding);
+    const inflight: Promise<unknown>[] = [];
     let bound = 0;
     for (const e of batch.events) {
-      const dp = this.deciding.get(e.id);
-      if (dp) waits.push(dp);
       for (const o of this.outbox.ofSource(e.id)) {
         const j = this.jobs.get(o.k);
         if (j?.inflight) {
-          waits.push(j.inflight);
+          inflight.push(j.inflight);
           bound = Math.max(bound, j.target.timeoutMs);
         }
       }
     }
-    if (waits.length) {
+    if (inflight.length) {
       let t: NodeJS.Timeout | undefined;
-      await Promise.race([Promise.allSettled(waits), new Promise<void>((r) => (t = setTimeout(r, bound + 250)))]);
+      await Promise.race([Promise.allSettled(inflight), new Promise<void>((r) => (t = setTimeout(r, bound + 250)))]);
       clearTimeout(t);
     }
     let changed = false;
