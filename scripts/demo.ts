@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import prettyPino from 'pino-pretty';
 import YAML from 'yaml';
+import mqtt from 'mqtt';
 import { generateDevices, registryYaml } from '@citysense/device-sim';
 import { makeOpcuaIdentity, type OpcuaIdentity } from './opcua-certs.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.ts';
@@ -93,6 +94,38 @@ function readable(line: string): string | undefined {
   }
 }
 
+const csvCell = (v: unknown) => {
+  const t = v === undefined || v === null ? '' : String(v);
+  return /[",\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+};
+const kv = (o: Record<string, string> | undefined) => (o ? Object.entries(o).map(([k, v]) => `${k}=${v}`).join(';') : '');
+
+/**
+ * Puts the demo devices into the cloud's registry — the one source of truth the edge syncs from — with
+ * the demo's known secrets (POST /v1/devices/import as admin). Devices already there are kept.
+ */
+async function provisionRegistry(base: string, registryFile: string): Promise<string> {
+  const login = await fetch(`${base}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'admin-demo' }) });
+  if (!login.ok) throw new Error(`demo: admin login refused (${login.status}): ${await login.text()}`);
+  const { token } = (await login.json()) as { token: string };
+  const devices = (YAML.parse(readFileSync(registryFile, 'utf8')) as { devices: Record<string, unknown>[] }).devices;
+  const header = 'id,family,district,profile,site,secret,tags,hj212_mn,hj212_password,opcua_server,opcua_vars';
+  const rows = devices.map((d) => {
+    const h = d.hj212 as { mn: string; password?: string } | undefined;
+    const o = d.opcua as { server: string; vars?: Record<string, string> } | undefined;
+    // The registry keeps site as a field of its own and takes the model from the profile.
+    const { site, model: _model, ...tags } = (d.tags ?? {}) as Record<string, string>;
+    return [d.id, d.family, d.district, d.profile ?? 'generic-json', site, d.secret, kv(tags), h?.mn, h?.password, o?.server, kv(o?.vars)].map(csvCell).join(',');
+  });
+  const res = await fetch(`${base}/v1/devices/import?mode=partial`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' }, body: [header, ...rows].join('\n') + '\n' });
+  if (!res.ok) throw new Error(`demo: registry import refused (${res.status}): ${(await res.text()).slice(0, 500)}`);
+  const out = (await res.json()) as { results?: { status: string; error?: string }[] };
+  const created = out.results?.filter((r) => r.status === 'created').length ?? 0;
+  const refused = out.results?.filter((r) => r.status !== 'created' && r.error !== 'DEVICE_EXISTS') ?? [];
+  if (refused.length) throw new Error(`demo: registry import refused rows: ${JSON.stringify(refused).slice(0, 500)}`);
+  return `registry: ${created} demo devices added, ${devices.length - created} already there`;
+}
+
 /**
  * The elevator controller's and the edge's OPC-UA certificates, made once and kept in .data: each side
  * trusts exactly the other's certificate (SignAndEncrypt, Basic256Sha256), as a real site would be set up.
@@ -157,6 +190,7 @@ auth:
       tokenSha256: ${sha256Hex(EDGE_TOKEN)}
 # The demo operators of contracts.md: admin/admin-demo, duty/duty-demo, viewer/viewer-demo.
 operators: { demoUsers: true }
+registry: { defaultEdge: ${EDGE_ID} }
 `,
   );
   writeFileSync(
@@ -167,7 +201,8 @@ dataDir: ${join(DATA, 'edge')}
 mqtt: { host: 0.0.0.0, port: ${ports.mqtt} }
 http: { host: 127.0.0.1, port: ${ports.edgeHttp} }
 hj212: { host: 0.0.0.0, port: ${ports.hj212} }
-registry: { file: registry.yaml }
+# One source of truth: the devices come from the cloud's registry (the edge's slice, cached in dataDir).
+registry: { cloud: { intervalMs: 5000 } }
 cloud: { url: http://127.0.0.1:${ports.cloud} }
 opcua:
   pki:
@@ -230,6 +265,8 @@ opcua:
   cloud.start();
   await waitFor('the cloud to answer /healthz', () => httpOk(`http://127.0.0.1:${ports.cloud}/healthz`), 60_000);
   cloud.say(`cloud on http://127.0.0.1:${ports.cloud}`);
+  const provisioned = await provisionRegistry(`http://127.0.0.1:${ports.cloud}`, registryFile);
+  cloud.say(provisioned);
 
   const edge = sup.add({
     name: 'edge',
@@ -241,6 +278,12 @@ opcua:
   });
   edge.start();
   await waitFor('the edge to answer /healthz', () => httpOk(`http://127.0.0.1:${ports.edgeHttp}/healthz`), 60_000);
+  // The edge has its slice of the registry once a demo device can log in.
+  await waitFor('the edge to know the demo devices', async () => {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${ports.mqtt}`, { username: 'demo-env-001', password: 'demo-env-001-secret', reconnectPeriod: 0, connectTimeout: 2_000 }).catch(() => undefined);
+    await c?.endAsync();
+    return c !== undefined;
+  }, 60_000, 500);
   edge.say(`edge ${EDGE_ID}: MQTT on 0.0.0.0:${ports.mqtt}, health and metrics on http://127.0.0.1:${ports.edgeHttp}`);
 
   let simulator: Component | undefined;
@@ -296,7 +339,7 @@ opcua:
   elevators       opc.tcp://127.0.0.1:${ports.opcua} (simulated controller, 4 cars, SignAndEncrypt)
   simulators      ${DEMO_DEVICES.length} demo devices (every family, each over its own protocol)
                   + ${sim.length} generic JSON devices, a reading each per ${opts['interval-ms']} ms
-  registry        ${registryFile}
+  registry        the cloud's (GET /v1/devices); the simulators' list in ${registryFile}
 
 Publish a reading as demo-env-001:
   mosquitto_pub -h 127.0.0.1 -p ${ports.mqtt} -u demo-env-001 -P demo-env-001-secret -q 1 \\
