@@ -33,6 +33,21 @@ export function ensureChromium(log: (line: string) => void = (l) => process.stde
   return CHROMIUM;
 }
 
+/**
+ * Best effort: a CJK font, so Chinese text from devices (fire-panel descriptions, site names) shows as
+ * text in the screenshots rather than boxes. Debian's chromium brings no CJK font; a person's own
+ * browser has one. Never fails the run.
+ */
+export function ensureCjkFont(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): void {
+  const has = spawnSync('sh', ['-c', 'fc-list :lang=zh family | head -1'], { encoding: 'utf8' });
+  if (has.status === 0 && has.stdout.trim()) return;
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!root || spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status !== 0) return;
+  log("[e2e/console] installing Debian's fonts-wqy-microhei (a CJK font for the screenshots) ...");
+  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'fonts-wqy-microhei'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, encoding: 'utf8', timeout: 300_000 });
+  if (r.status !== 0) log(`[e2e/console] no CJK font (apt-get exit ${r.status}); Chinese text will show as boxes in the screenshots`);
+}
+
 export interface TestBrowser {
   browser: Browser;
   /** A fresh context (own sessionStorage) per operator. */
@@ -42,6 +57,7 @@ export interface TestBrowser {
 
 export async function launchChromium(): Promise<TestBrowser> {
   const executablePath = ensureChromium();
+  ensureCjkFont();
   const browser = await chromium.launch({
     executablePath,
     headless: true,

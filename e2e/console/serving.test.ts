@@ -106,7 +106,7 @@ describe('console: API additions', () => {
     expect(r.edges.map((e) => e.id)).toEqual(['edge-a', 'edge-b']);
     expect(r.edges[0]).toMatchObject({ link: 'never', last_batch_at: null, devices_assigned: 2, drops_total: 0, queue_depth: null });
 
-    const b = { ...batch(EDGE_A.id, [envReading('env-c-1', Date.now() - 1000, { pm25: 12 })]), drops: [{ deviceId: 'env-c-2', dataClass: 'telemetry', reason: 'queue_full', count: 7, oldestTsMs: Date.now() - 60_000 }] };
+    const b = { ...batch(EDGE_A.id, [envReading('env-c-1', Date.now() - 1000, { pm25: 12 })]), drops: [{ deviceId: 'env-c-2', dataClass: 'telemetry' as const, reason: 'queue_full', count: 7, oldestTsMs: Date.now() - 60_000 }] };
     const res = await a.inject({ method: 'POST', url: '/v1/batches', payload: protobuf(b), headers: batchHeaders(EDGE_A.token) });
     expect(res.statusCode, res.body).toBe(200);
     r = (await a.inject({ method: 'GET', url: '/v1/edges', headers: bearer(viewer) })).json() as { edges: Record<string, unknown>[] };

@@ -73,12 +73,12 @@ export function alertsPage(main) {
               { 'data-alert-id': a.id, 'data-rule': a.rule, 'data-device': a.device_id, 'data-state': a.state },
               h('td', severityBadge(a.severity)),
               h('td', stateBadge(a.state), h('span.muted', who(a))),
-              h('td', { title: a.description ?? '' }, a.rule),
-              h('td', h('a', { href: `#/device/${encodeURIComponent(a.device_id)}` }, a.device_id)),
+              h('td.nowrap', { title: a.description ?? '' }, a.rule),
+              h('td.nowrap', h('a', { href: `#/device/${encodeURIComponent(a.device_id)}` }, a.device_id)),
               h('td', a.district),
               h('td.detail', detail(a)),
-              h('td', time(a.started_at)),
-              h('td', time(a.updated_at)),
+              h('td.nowrap', time(a.started_at)),
+              h('td.nowrap', time(a.updated_at)),
               canAct
                 ? h(
                     'td.actions',
