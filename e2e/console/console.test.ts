@@ -172,7 +172,7 @@ describe('operator console in headless Chromium, against the demo stack', () => 
     expect((await fetch(`${base}/v1/alerts`)).status).toBe(401);
     expect((await fetch(`${base}/v1/edges`)).status).toBe(401);
     await page.context().close();
-  });
+  }, 60_000);
 
   it('admin: the registry page lists the devices and imports a CSV, refusing a bad row by its line', async () => {
     const page = await newPage();
@@ -198,7 +198,7 @@ describe('operator console in headless Chromium, against the demo stack', () => 
     const audit = await api<{ entries: { actor: string; action: string; target: string }[] }>('/v1/audit?actor=admin&action=device.*', await token('viewer', 'viewer-demo'));
     expect(audit.body.entries).toContainEqual(expect.objectContaining({ actor: 'admin', action: 'device.create', target: 'device:console-e2e-env-001' }));
     await page.context().close();
-  });
+  }, 60_000);
 
   let alertId = '';
 
@@ -314,7 +314,7 @@ describe('operator console in headless Chromium, against the demo stack', () => 
     await page.waitForSelector('#login-form');
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
     await page.context().close();
-  });
+  }, 60_000);
 
   it('no page reported a CSP violation or a script error', () => {
     expect(pageProblems).toEqual([]);
