@@ -7,10 +7,14 @@ import type { Hj212Frame } from './frame.ts';
 export type PasswordCheck = { ok: true } | { ok: false; code: 'HJ212_BAD_PASSWORD'; message: string };
 
 export function checkPassword(frame: Pick<Hj212Frame, 'pw' | 'mn'>, expected: string): PasswordCheck {
+  return checkPasswordHash(frame, createHash('sha256').update(String(expected), 'utf8').digest());
+}
+
+/** The same check against the SHA-256 the registry stores (the plain password is never kept). */
+export function checkPasswordHash(frame: Pick<Hj212Frame, 'pw' | 'mn'>, expectedSha256: Buffer): PasswordCheck {
   // Hashing first gives equal-length inputs, so the length of the password does not leak either.
   const a = createHash('sha256').update(String(frame.pw), 'utf8').digest();
-  const b = createHash('sha256').update(String(expected), 'utf8').digest();
-  if (timingSafeEqual(a, b)) return { ok: true };
+  if (expectedSha256.length === a.length && timingSafeEqual(a, expectedSha256)) return { ok: true };
   return {
     ok: false,
     code: 'HJ212_BAD_PASSWORD',

@@ -39,4 +39,4 @@ export {
   type ExeRtn,
   type AnswerTo,
 } from './answers.ts';
-export { checkPassword, type PasswordCheck } from './auth.ts';
+export { checkPassword, checkPasswordHash, type PasswordCheck } from './auth.ts';

@@ -5,13 +5,13 @@
 // after the sink holds the readings, as a PUBACK is on MQTT: a station that got its answer may forget.
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import {
   Hj212StreamSplitter,
   answerFor,
+  checkPasswordHash,
   dataAnswer,
   parseFrame,
   requestAnswer,
@@ -43,8 +43,6 @@ export interface Hj212Listener {
   connections(): number;
   close(): Promise<void>;
 }
-
-const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212Listener> {
   const m = {
@@ -80,7 +78,7 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
       return refuse(sock, 'HJ212_UNKNOWN_MN', `no station with MN ${f.mn} is registered for the HJ 212 listener`, f.ackWanted ? requestAnswer(f, QN_RTN.wrongMn) : undefined);
     }
     const expected = device.hj212?.passwordSha256;
-    if (expected && !timingSafeEqual(sha256(f.pw), expected)) {
+    if (expected && !checkPasswordHash(f, expected).ok) {
       return refuse(sock, 'HJ212_BAD_PASSWORD', `wrong PW for station ${device.id} (MN ${f.mn})`, f.ackWanted ? requestAnswer(f, QN_RTN.wrongPassword) : undefined);
     }
     m.frames.inc({ cn: f.cn });
