@@ -44,6 +44,18 @@ const impls: Impl[] = [
     },
     deadLetters: (_q, dir) => readdirSync(join(dir, 'dead-letter')).filter((n) => n.endsWith('.pb')).length,
   },
+  {
+    // Batches read back from the log and decoded (as for a backlog past the item cache, or after a restart).
+    name: 'disk, no item cache',
+    async open(o) {
+      lastDir = tempDir();
+      dirs.push(lastDir);
+      const q = await openDiskQueue(queueOptions(lastDir, { ...o, cacheItems: 0 }));
+      queues.push(q);
+      return q;
+    },
+    deadLetters: (_q, dir) => readdirSync(join(dir, 'dead-letter')).filter((n) => n.endsWith('.pb')).length,
+  },
 ];
 
 const values = (b: Batch | null) => b!.readings.map((r) => r.values.v);

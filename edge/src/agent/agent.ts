@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { openDiskQueue } from '../queue/index.ts';
 import { Uplink } from '../outputs/uplink/uplink.ts';
 import { createIngest } from './ingest.ts';
+import { TurnBudget } from './turn-budget.ts';
 import { startMqttBroker } from '../inputs/mqtt-broker/server.ts';
 import { startHj212Listener } from '../inputs/hj212-tcp/server.ts';
 import { startOpcua } from '../inputs/opcua/bindings.ts';
@@ -75,6 +76,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     maxAlarmBatchItems: c.queue.maxAlarmBatchItems,
     maxBatchAgeMs: c.batch.maxAgeMs,
     segmentBytes: c.queue.segmentBytes,
+    cacheItems: c.queue.memoryCacheItems,
     log,
   });
   registerQueueMetrics(metrics.registry, () => queue.stats());
@@ -85,6 +87,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
       tls: c.uplink.tls,
       requestTimeoutMs: c.uplink.requestTimeoutMs,
       keepAliveTimeoutMs: c.uplink.keepAliveTimeoutMs,
+      maxInFlight: c.uplink.maxInFlight,
       retry: c.uplink.retry,
     },
     metrics,
@@ -105,7 +108,11 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     warn,
     normalise: { ...c.normalise, alarmTypes: c.events.alarmTypes, warningTypes: c.events.warningTypes },
   });
-  const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage: ingest.mqtt, metrics, log, warn });
+  // Telemetry is taken in at most mqtt.messagesPerTurn per loop turn; events (alarms) go straight in.
+  const budget = new TurnBudget(c.mqtt.messagesPerTurn);
+  const onMessage: typeof ingest.mqtt = (device, kind, payload, receivedAt) =>
+    kind === 'events' ? ingest.mqtt(device, kind, payload, receivedAt) : budget.run(() => ingest.mqtt(device, kind, payload, receivedAt));
+  const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage, metrics, log, warn });
   let opcua = await startOpcua(c, registry, ingest, metrics.registry, log, warn);
   let opcuaKey = opcuaBindingsKey(registry);
   // With registry.cloud the devices come from the cloud's registry (cached on disk, so the edge starts and

@@ -72,6 +72,11 @@ export const edgeConfigSchema = z
         connectTimeoutMs: positiveInt.default(30_000),
         maxConnectsPerSecond: positiveInt.default(500),
         connectBurst: positiveInt.default(2_000),
+        /**
+         * Telemetry messages taken into the pipeline per event-loop turn; more wait for the next turns
+         * (their PUBACK comes later). Keeps uplink, timers and alarms served under a flood. Events are never held.
+         */
+        messagesPerTurn: positiveInt.default(500),
         tls: z
           .strictObject({
             host: z.string().default('0.0.0.0'),
@@ -161,6 +166,8 @@ export const edgeConfigSchema = z
       .strictObject({
         requestTimeoutMs: positiveInt.default(10_000),
         keepAliveTimeoutMs: positiveInt.default(30_000),
+        /** Telemetry batches in flight to the cloud at once (the alarm lane always has its own). */
+        maxInFlight: positiveInt.max(64).default(4),
         tls: tlsFiles.optional(),
         retry: z
           .strictObject({
@@ -213,6 +220,11 @@ export const edgeConfigSchema = z
         /** Alarm events travel in small batches of at most this many, ahead of telemetry. */
         maxAlarmBatchItems: positiveInt.default(100),
         segmentBytes: positiveInt.default(8 * 1024 * 1024),
+        /**
+         * Queued readings/events also kept in memory (about 400 bytes each), so a batch is sent without
+         * reading it back from disk; a backlog beyond it is read back when its turn comes. 0: always read back.
+         */
+        memoryCacheItems: z.number().int().min(0).default(100_000),
       })
       .prefault({}),
     log: z

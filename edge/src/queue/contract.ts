@@ -20,6 +20,11 @@ export interface QueueOptions {
   maxAlarmBatchItems: number;
   /** A forming telemetry batch is sealed this long after its first item. */
   maxBatchAgeMs: number;
+  /**
+   * Queued items also kept in memory (default 100,000, about 40 MB), so a batch is sent without reading
+   * it back from disk. Past it, new chunks are read back when sent (a backlog, or after a restart).
+   */
+  cacheItems?: number;
   /** A segment file is closed and a new one started past this size (default 8 MiB). */
   segmentBytes?: number;
   /** Wait this long before a sync when idle, to gather more appends into it (default 0: sync at once). */
@@ -138,4 +143,4 @@ export class QueueError extends Error {
   }
 }
 
-export const DEFAULTS = { segmentBytes: 8 * 1024 * 1024, commitIntervalMs: 0, writeRetryMs: 1000 } as const;
+export const DEFAULTS = { segmentBytes: 8 * 1024 * 1024, commitIntervalMs: 0, writeRetryMs: 1000, cacheItems: 100_000 } as const;

@@ -27,6 +27,13 @@ interface Chunk {
   ts: number;
   spans: Span[];
   state: ChunkState;
+  /** Items admitted but not yet written as a part frame (emitParts() writes them, once per loop turn). */
+  unwritten?: { readings: Reading[]; events: DeviceEvent[]; at: number; ts: number } | undefined;
+  /**
+   * Every item of the chunk, as stamped, while it fits the cache: the batch is then built from memory
+   * instead of read back and decoded. Undefined once any of its items was not cached (or after replay).
+   */
+  items?: { readings: Reading[]; events: DeviceEvent[] } | undefined;
 }
 
 interface Open {
@@ -95,6 +102,14 @@ export class QueueEngine implements DurableQueue {
     rejectedAccepts: 0,
   };
   private dropLog = { last: 0, held: 0, heldDevices: new Set<string>() };
+  /** Telemetry chunks with admitted items not yet in the log, in admission order. */
+  private readonly unwritten = new Set<Chunk>();
+  private emitScheduled: { promise: Promise<unknown>; resolve: (p: Promise<unknown>) => void } | undefined;
+  private readonly cacheItems: number;
+  private cachedItems = 0;
+  private emitting = false;
+  /** A segment rolled inside emitParts(): its checkpoint goes after the last part of the emission. */
+  private stateDue = false;
 
   constructor(
     private readonly o: QueueOptions,
@@ -103,6 +118,7 @@ export class QueueEngine implements DurableQueue {
   ) {
     this.now = o.now ?? Date.now;
     this.segmentBytes = o.segmentBytes ?? DEFAULTS.segmentBytes;
+    this.cacheItems = o.cacheItems ?? DEFAULTS.cacheItems;
   }
 
   private get log(): Logger | undefined {
@@ -125,8 +141,7 @@ export class QueueEngine implements DurableQueue {
       else hasTelemetry = true;
     }
     if (!this.fits(hasAlarm, hasTelemetry, true)) await this.waitForRoom(hasAlarm, hasTelemetry);
-    const drops = this.admit(readings, events);
-    await drops;
+    await this.admit(readings, events);
     try {
       await this.logStore.commit();
     } catch (err) {
@@ -169,7 +184,12 @@ export class QueueEngine implements DurableQueue {
     return { ...item, deviceSeq: n };
   }
 
-  /** Synchronous from stamping to appending: nothing interleaves inside one accept's items. */
+  /**
+   * Synchronous from stamping to placing the items in their chunks: nothing interleaves inside one
+   * accept's items. Alarm parts are appended at once; telemetry parts of every accept() of this loop turn
+   * are written together by emitParts() (one frame, one encode, one checksum per chunk instead of per
+   * message). Resolves once this accept's items are appended to the log (not yet synced).
+   */
   private admit(readings: readonly Reading[], events: readonly DeviceEvent[]): Promise<unknown> {
     const at = this.now();
     const rs = readings.map((r) => this.stamp(r));
@@ -181,7 +201,9 @@ export class QueueEngine implements DurableQueue {
     }
     for (let i = 0; i < alarms.length; i += this.o.maxAlarmBatchItems) {
       const c = this.newChunk('alarm', at);
-      this.appendPart(c, [], alarms.slice(i, i + this.o.maxAlarmBatchItems), at);
+      const part = alarms.slice(i, i + this.o.maxAlarmBatchItems);
+      this.count(c, [], part);
+      this.appendPart(c, [], part, at);
       c.state = 'queued';
       this.alarmQ.push(c);
     }
@@ -198,36 +220,119 @@ export class QueueEngine implements DurableQueue {
       const rTake = Math.min(room, rs.length - ri);
       room -= rTake;
       const eTake = Math.min(room, tev.length - ei);
-      this.appendPart(f, rs.slice(ri, ri + rTake), tev.slice(ei, ei + eTake), at);
+      const pr = rTake === rs.length ? rs : rs.slice(ri, ri + rTake);
+      const pe = eTake === tev.length ? tev : tev.slice(ei, ei + eTake);
+      this.count(f, pr, pe);
+      let u = f.unwritten;
+      if (!u) {
+        f.unwritten = u = { readings: [], events: [], at, ts: Infinity };
+        this.unwritten.add(f);
+      }
+      for (const r of pr) {
+        u.readings.push(r);
+        if (r.ts < u.ts) u.ts = r.ts;
+      }
+      for (const e of pe) {
+        u.events.push(e);
+        if (e.ts < u.ts) u.ts = e.ts;
+      }
       ri += rTake;
       ei += eTake;
       if (f.readings + f.events >= this.o.maxBatchItems) this.seal();
     }
-    const drops = this.enforceTelemetryQuota();
-    this.wakeNext();
-    return drops;
+    if (this.unwritten.size === 0) {
+      const drops = this.enforceTelemetryQuota();
+      this.wakeNext();
+      return drops;
+    }
+    return this.scheduleEmit();
+  }
+
+  /** One emitParts() per loop turn, after the turn's I/O callbacks (setImmediate runs after the poll phase). */
+  private scheduleEmit(): Promise<unknown> {
+    if (!this.emitScheduled) {
+      let resolve!: (p: Promise<unknown>) => void;
+      const promise = new Promise<Promise<unknown>>((r) => (resolve = r)).then((p) => p);
+      this.emitScheduled = { promise, resolve };
+      setImmediate(() => {
+        if (this.closed) return this.emitScheduled?.resolve(Promise.reject(new QueueError('QUEUE_CLOSED', 'closed before the items were written')));
+        this.emitParts();
+      });
+    }
+    return this.emitScheduled.promise;
+  }
+
+  /**
+   * Appends every admitted telemetry item not yet in the log, one part frame per chunk, then applies the
+   * quota. Every other append calls this first, so the log keeps admission order (a checkpoint never
+   * precedes the parts whose deviceSeqs it counts).
+   */
+  private emitParts(): void {
+    const sched = this.emitScheduled;
+    this.emitScheduled = undefined;
+    if (this.unwritten.size > 0) {
+      const chunks = [...this.unwritten];
+      this.unwritten.clear();
+      this.emitting = true;
+      try {
+        for (const c of chunks) {
+          const u = c.unwritten!;
+          c.unwritten = undefined;
+          if (c.state === 'dead') continue;
+          this.appendPart(c, u.readings, u.events, u.at);
+        }
+      } finally {
+        this.emitting = false;
+      }
+      if (this.stateDue) {
+        this.stateDue = false;
+        this.logStore.append(this.stateFrame());
+      }
+    }
+    if (sched) {
+      sched.resolve(this.enforceTelemetryQuota());
+      this.wakeNext();
+    }
+  }
+
+  /** Counts admitted items into their chunk and class, and keeps them in the cache while it has room. */
+  private count(c: Chunk, rs: Reading[], es: DeviceEvent[]): void {
+    const n = rs.length + es.length;
+    c.readings += rs.length;
+    c.events += es.length;
+    for (const r of rs) if (r.ts < c.ts) c.ts = r.ts;
+    for (const e of es) if (e.ts < c.ts) c.ts = e.ts;
+    const k = this.cls[c.cls];
+    k.readings += rs.length;
+    k.events += es.length;
+    if (c.items && this.cachedItems + n <= this.cacheItems) {
+      for (const r of rs) c.items.readings.push(r);
+      for (const e of es) c.items.events.push(e);
+      this.cachedItems += n;
+    } else this.uncache(c);
+  }
+
+  private uncache(c: Chunk): void {
+    if (!c.items) return;
+    this.cachedItems -= c.items.readings.length + c.items.events.length;
+    c.items = undefined;
   }
 
   private newChunk(cls: DataClass, at: number): Chunk {
-    const c: Chunk = { id: ++this.lastChunk, cls, readings: 0, events: 0, bytes: 0, at, ts: Infinity, spans: [], state: 'forming' };
+    const c: Chunk = { id: ++this.lastChunk, cls, readings: 0, events: 0, bytes: 0, at, ts: Infinity, spans: [], state: 'forming', items: { readings: [], events: [] } };
     this.chunks.set(c.id, c);
     return c;
   }
 
+  /** Writes admitted items (already counted by count()) as one part frame of chunk c. */
   private appendPart(c: Chunk, rs: Reading[], es: DeviceEvent[], at: number): void {
     let ts = Infinity;
     for (const r of rs) if (r.ts < ts) ts = r.ts;
     for (const e of es) if (e.ts < ts) ts = e.ts;
     const body = encodeBatch({ edgeId: this.o.edgeId, seq: c.id, createdMs: c.at, readings: rs, events: es });
     const frame = encodeFrame({ t: 'p', c: c.id, k: c.cls, r: rs.length, e: es.length, at, ts: Number.isFinite(ts) ? ts : 0 }, body);
-    const loc = this.appendFrame(frame);
+    const loc = this.appendFrame(frame, this.emitting);
     this.addSpan(c, loc, frame.length);
-    c.readings += rs.length;
-    c.events += es.length;
-    if (ts < c.ts) c.ts = ts;
-    const k = this.cls[c.cls];
-    k.readings += rs.length;
-    k.events += es.length;
   }
 
   private seg(id: number): SegInfo {
@@ -264,12 +369,14 @@ export class QueueEngine implements DurableQueue {
   }
 
   /** Appends a frame; the first frame of each new segment is followed by a checkpoint. */
-  private appendFrame(frame: Buffer): Loc {
+  private appendFrame(frame: Buffer, part = false): Loc {
+    if (!part && this.unwritten.size > 0) this.emitParts();
     const loc = this.logStore.append(frame);
     if (loc.seg !== this.curSeg) {
       this.curSeg = loc.seg;
       this.seg(loc.seg);
-      this.logStore.append(this.stateFrame());
+      if (this.emitting) this.stateDue = true;
+      else this.logStore.append(this.stateFrame());
     }
     return loc;
   }
@@ -280,6 +387,11 @@ export class QueueEngine implements DurableQueue {
 
   private killChunk(c: Chunk): void {
     if (c.state === 'dead') return;
+    this.uncache(c);
+    if (c.unwritten) {
+      this.unwritten.delete(c);
+      c.unwritten = undefined;
+    }
     const k = this.cls[c.cls];
     k.readings -= c.readings;
     k.events -= c.events;
@@ -409,6 +521,8 @@ export class QueueEngine implements DurableQueue {
   }
 
   private async readChunk(c: Chunk): Promise<{ readings: Reading[]; events: DeviceEvent[]; lost: number }> {
+    if (this.unwritten.size > 0) this.emitParts();
+    if (c.items) return { readings: c.items.readings.slice(), events: c.items.events.slice(), lost: 0 };
     const { frames, corrupt } = await this.chunkFrames(c);
     if (corrupt > 0) {
       this.counters.tornRecords += corrupt;
@@ -554,6 +668,7 @@ export class QueueEngine implements DurableQueue {
 
   async flush(): Promise<void> {
     this.seal();
+    this.emitParts();
     await this.logStore.commit().catch((err: Error) => {
       throw new QueueError('QUEUE_WRITE_FAILED', err.message, { cause: err });
     });
@@ -623,6 +738,7 @@ export class QueueEngine implements DurableQueue {
   async close(): Promise<void> {
     if (this.closed) return;
     this.seal();
+    this.emitParts();
     this.stopAll();
     while (this.compacting) await this.compacting;
     this.logStore.append(this.stateFrame());

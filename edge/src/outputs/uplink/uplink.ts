@@ -1,4 +1,5 @@
-// Sends sealed batches to the cloud: protobuf, gzip, POST /v1/batches, one batch in flight. A batch
+// Sends sealed batches to the cloud: protobuf, gzip, POST /v1/batches; one alarm batch and up to
+// `maxInFlight` telemetry batches in flight (the cloud takes seqs in any order: dedupe.ts). A batch
 // leaves the edge's hands only when the cloud acknowledged its seq, or refused it for good (400, 413).
 // Everything else (network, timeout, 5xx, 429, 401/403, a wrong Ack) is retried with backoff, keeping
 // the same seq and body, so the cloud can dedupe a retry of a batch it already stored.
@@ -23,6 +24,11 @@ export interface UplinkOptions {
   tls: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined } | undefined;
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
+  /**
+   * Telemetry batches in flight at once. One is bounded by the round trip (encode, gzip, HTTP, the
+   * cloud's InfluxDB write, the ack's fsync), not by bandwidth; several overlap those waits.
+   */
+  maxInFlight?: number;
   retry: BackoffOptions;
 }
 
@@ -76,14 +82,15 @@ export class Uplink {
     const tls = o.tls;
     this.agent = new Agent({
       keepAliveTimeout: o.keepAliveTimeoutMs,
-      connections: 4,
+      // One connection per telemetry sender plus the alarm lane's, so an alarm never queues behind them.
+      connections: (o.maxInFlight ?? 1) + 1,
       connect: tls ? { ca: readTlsFile(tls.ca), cert: readTlsFile(tls.cert), key: readTlsFile(tls.key) } : undefined,
     });
   }
 
   /**
-   * Starts sending the queue's batches until close(): one sender for the alarm lane and one for
-   * telemetry, so a fire alarm never waits behind a telemetry batch in flight or in retry.
+   * Starts sending the queue's batches until close(): one sender for the alarm lane and `maxInFlight`
+   * for telemetry, so a fire alarm never waits behind a telemetry batch in flight or in retry.
    */
   start(queue: DurableQueue): void {
     const guard = (lane: 'alarm' | 'telemetry') =>
@@ -92,7 +99,8 @@ export class Uplink {
         this.status.lastError = `uplink (${lane}) stopped: ${err.message}`;
         this.log.fatal({ err, lane }, 'an uplink sender stopped; its lane is not sent until the edge restarts');
       });
-    this.loop ??= Promise.all([guard('alarm'), guard('telemetry')]).then(() => undefined);
+    const telemetry = Array.from({ length: Math.max(1, this.o.maxInFlight ?? 1) }, () => guard('telemetry'));
+    this.loop ??= Promise.all([guard('alarm'), ...telemetry]).then(() => undefined);
   }
 
   /** Runs a queue operation until it succeeds or the uplink closes: the disk may refuse writes for a while. */
