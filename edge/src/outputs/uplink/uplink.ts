@@ -5,7 +5,7 @@
 // the same seq and body, so the cloud can dedupe a retry of a batch it already stored.
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { gzip as gzipCb } from 'node:zlib';
+import { gzip as gzipCb, gzipSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import type { Logger } from 'pino';
 import { decodeAck, encodeBatch, type Ack, type Batch } from '@citysense/proto';
@@ -16,7 +16,13 @@ import type { DurableQueue } from '../../queue/index.ts';
 import { backoffDelay, sleep, type BackoffOptions } from './backoff.ts';
 import type { UplinkHooks } from '../../alerts/local-alerts.ts';
 
-const gzip = promisify(gzipCb);
+const gzipAsync = promisify(gzipCb);
+/**
+ * Small bodies (an alarm batch) are compressed inline: tens of µs, against a hop through libuv's thread
+ * pool, which is busy with fsyncs and telemetry batches under load. Large ones go to the pool.
+ */
+const INLINE_GZIP_BYTES = 32 * 1024;
+const gzip = (b: Uint8Array): Promise<Buffer> | Buffer => (b.length <= INLINE_GZIP_BYTES ? gzipSync(b) : gzipAsync(b));
 
 export interface UplinkOptions {
   cloudUrl: string;
