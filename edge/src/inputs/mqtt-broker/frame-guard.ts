@@ -1,8 +1,7 @@
 // Enforces mqtt.maxPacketBytes before a packet is buffered: aedes' parser (mqtt-packet) has no size
-// limit and would hold a 256 MB PUBLISH in memory. This stream sits between the socket and aedes,
-// reads only the fixed header of each packet ([MQTT-2.2]: type byte + 1-4 byte Remaining Length) and
+// limit and would hold a 256 MB PUBLISH in memory. The meter reads only the fixed header of each
+// packet ([MQTT-2.2]: type byte + 1-4 byte Remaining Length) of every chunk the socket receives and
 // cuts the connection as soon as a declared length is over the limit.
-import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 
 /** Tracks MQTT packet boundaries across chunks; returns the first declared packet size over max, else 0. */
@@ -46,49 +45,27 @@ export class FrameMeter {
   }
 }
 
-/** The socket as aedes sees it, with the size check on the way in. Backpressure is passed through. */
-export class GuardedConnection extends Duplex {
-  readonly remoteAddress: string | undefined;
-  private readonly meter: FrameMeter;
-
-  constructor(
-    private readonly socket: Socket,
-    maxPacketBytes: number,
-    onTooLarge: (declaredBytes: number) => void,
-  ) {
-    super({ allowHalfOpen: false });
-    this.remoteAddress = socket.remoteAddress;
-    this.meter = new FrameMeter(maxPacketBytes);
-    socket.on('data', (chunk: Buffer) => {
-      const tooLarge = this.meter.feed(chunk);
+/**
+ * Meters every chunk the socket receives, before the socket buffers it for aedes, and destroys the
+ * socket at the first packet declared over the limit. The socket itself is what aedes gets: no stream
+ * layer in between, so mqtt-packet's cork/uncork around each packet reaches net.Socket's writev and
+ * all PUBACKs written in one tick leave in one syscall.
+ */
+export function guardSocket<S extends Socket>(socket: S, maxPacketBytes: number, onTooLarge: (declaredBytes: number) => void): S {
+  const meter = new FrameMeter(maxPacketBytes);
+  const push = socket.push;
+  // net.Socket hands each read to push() (the stream's public producer side); overriding it on this one
+  // instance sees every chunk before it is buffered. auth.test.ts ('limits') fails if that stops holding.
+  socket.push = function guardedPush(this: S, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk !== null && !this.destroyed) {
+      const tooLarge = meter.feed(chunk as Buffer);
       if (tooLarge > 0) {
         onTooLarge(tooLarge);
         this.destroy();
-        return;
+        return false;
       }
-      if (!this.push(chunk)) socket.pause();
-    });
-    socket.on('end', () => this.push(null));
-    socket.on('error', (err) => this.destroy(err));
-    socket.on('close', () => this.destroy());
-    socket.on('drain', () => this.emit('socketDrain'));
-  }
-
-  override _read(): void {
-    this.socket.resume();
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.socket.write(chunk)) cb();
-    else this.once('socketDrain', () => cb());
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    this.socket.end(cb);
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.socket.destroy();
-    cb(err);
-  }
+    }
+    return push.call(this, chunk, encoding);
+  };
+  return socket;
 }

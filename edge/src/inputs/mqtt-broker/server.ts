@@ -13,7 +13,7 @@ import type { Device, DeviceRegistry } from '../../registry/registry.ts';
 import type { EdgeMetrics } from '../../metrics.ts';
 import type { RateLimitedWarn } from '../../log.ts';
 import { CONNECT_REFUSE, PUBLISH_REFUSE, authenticateDevice, authorizeTopic, maySubscribe, type TopicKind } from './auth.ts';
-import { GuardedConnection } from './frame-guard.ts';
+import { guardSocket } from './frame-guard.ts';
 
 /** Resolves once the message is safe in the pipeline; rejecting means "do not acknowledge". */
 export type MessageHandler = (device: Device, kind: TopicKind, payload: Buffer, receivedAt: number) => Promise<void>;
@@ -147,7 +147,7 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
       return;
     }
     socket.setNoDelay(true);
-    const conn = new GuardedConnection(socket, o.maxPacketBytes, (declared) => {
+    const conn = guardSocket(socket, o.maxPacketBytes, (declared) => {
       o.metrics.publishRefused.inc({ reason: PUBLISH_REFUSE.packetTooLarge });
       o.warn('packet_too_large', { declaredBytes: declared, max: o.maxPacketBytes, remote: socket.remoteAddress }, 'MQTT packet over mqtt.maxPacketBytes, connection closed');
     });
