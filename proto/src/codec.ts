@@ -254,7 +254,9 @@ export function encodeBatch(batch: Batch): Uint8Array {
   const extra: Record<string, unknown> = {};
   if (batch.drops?.length) extra.drops = batch.drops;
   if (batch.lane) extra.lane = batch.lane === 'alarm' ? 2 : 1;
-  const msg = BatchType.fromObject({
+  // encode() takes the plain object as it is: every field already has its wire type (numbers for enums,
+  // plain numbers for 64-bit fields), so fromObject's second copy of the whole graph is skipped.
+  return BatchType.encode({
     ...extra,
     edgeId: batch.edgeId,
     seq: batch.seq,
@@ -265,8 +267,7 @@ export function encodeBatch(batch: Batch): Uint8Array {
     readings,
     events,
     series,
-  });
-  return BatchType.encode(msg).finish();
+  }).finish();
 }
 
 interface WireBatch {
