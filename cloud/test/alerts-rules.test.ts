@@ -3,7 +3,9 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { testInflux, type TestInflux } from '../../e2e/setup/influx.ts';
+import { stepRate, type SeriesState } from '../src/alerts/evaluate.ts';
 import { DEFAULT_RULES_DIR, loadRules, parseRules } from '../src/alerts/rules.ts';
+import { seriesJson } from '../src/alerts/state.ts';
 import { parseCloudConfig } from '../src/config/load.ts';
 import { CloudConfigError } from '../src/errors.ts';
 import { alertApp, alertBatch, changeStates, clock, event, reading, type AlertAppOptions } from './alerts-fixtures.ts';
@@ -140,6 +142,16 @@ describe('rate rules', () => {
     a.alerts.onBatch(alertBatch([reading('fire-1', T + 35 * MIN, { p: 0.4 })]));
     expect(states(a)).toEqual(['pressure-drop:fire-1:firing']);
     expect(a.alerts.list({ limit: 1 })[0]).toMatchObject({ threshold: -0.2 });
+  });
+
+  it('a rate series is stored as JSON.stringify would store it, also after its samples were thinned and reused', () => {
+    const [rule] = parseRules({ rules: [{ id: 'r', kind: 'rate', category: 'environment', severity: 'minor', metric: 'pm25', rise: 50, window: '30m' }] }, 'inline');
+    const s: SeriesState = { phase: 'ok', lastTs: -Infinity, firings: [T] };
+    for (let i = 0; i < 40; i++) {
+      stepRate(rule as never, s, T + i * 1000, Math.round(Math.sin(i) * 300) / 10, 8, 0);
+      expect(JSON.parse(seriesJson(s))).toEqual(JSON.parse(JSON.stringify(s)));
+    }
+    expect(seriesJson({ phase: 'ok', lastTs: 5, samples: [] })).toBe(JSON.stringify({ phase: 'ok', lastTs: 5, samples: [] }));
   });
 });
 

@@ -25,7 +25,7 @@ import { stepRate, stepThreshold, matches, type SeriesState, type Step } from '.
 import { alertChangeLine } from './influx.ts';
 import type { AlertMetrics } from './metrics.ts';
 import type { EventRuleT, OfflineRuleT, RateRuleT, Rule, ThresholdRuleT } from './rules.ts';
-import { AlertStateStore, type AlertFilter, type AlertRow, type AlertState, type DeviceSeen } from './state.ts';
+import { AlertStateStore, isIdleSeries, type AlertFilter, type AlertRow, type AlertState, type DeviceSeen } from './state.ts';
 import type { CloudStore } from '../store/db.ts';
 
 /** The body of a webhook, an SSE `data:` and the source of an `alerts` point: one state change. */
@@ -76,6 +76,19 @@ interface Series {
   deviceId: string;
   subject: string;
   state: SeriesState;
+  /** The store has a row for it (an idle series has none: see persist()). */
+  stored: boolean;
+}
+
+/** What one batch's evaluation collects, written once at its end. */
+interface BatchCtx {
+  receivedAt: number;
+  touched: Set<Series>;
+  changes: number;
+  /** Devices whose last-heard time moved (one store write each, not one per reading). */
+  heard: Set<string>;
+  /** Devices whose offline series were already looked at in this batch. */
+  offlineChecked: Set<string>;
 }
 
 interface Cause {
@@ -96,9 +109,13 @@ export class AlertEngine {
   readonly state: AlertStateStore;
   private readonly rules: Map<string, Rule>;
   private readonly readingRules: (ThresholdRuleT | RateRuleT)[];
+  /** readingRules that can match a family, in rule order: most rules name one, so most are skipped. */
+  private readonly readingRulesByFamily = new Map<string, (ThresholdRuleT | RateRuleT)[]>();
   private readonly offlineRules: OfflineRuleT[];
   private readonly eventRules: EventRuleT[];
   private readonly series = new Map<string, Series>();
+  /** The same series without a subject (reading and offline rules), by device then rule: looked up per reading without building a key string. */
+  private readonly plainSeries = new Map<string, Map<Rule, Series>>();
   private devices = new Map<string, DeviceSeen>();
   private readonly listeners = new Set<() => void>();
   private tickTimer: NodeJS.Timeout | undefined;
@@ -125,10 +142,11 @@ export class AlertEngine {
   private reload(): void {
     this.stale = false;
     this.series.clear();
+    this.plainSeries.clear();
     for (const s of this.state.loadSeries()) {
       const rule = this.rules.get(s.rule);
       // A rule removed from the config: its series are forgotten (its open alerts stay listed, resolvable).
-      if (rule) this.series.set(seriesKey(s.rule, s.deviceId, s.subject), { rule, deviceId: s.deviceId, subject: s.subject, state: s.state });
+      if (rule) this.addSeries(seriesKey(s.rule, s.deviceId, s.subject), { rule, deviceId: s.deviceId, subject: s.subject, state: s.state, stored: true });
     }
     this.devices = this.state.loadDevices();
   }
@@ -170,13 +188,13 @@ export class AlertEngine {
     let changes = 0;
     try {
       changes = this.deps.store.transaction(() => {
-        const touched = new Set<Series>();
-        const ctx = { receivedAt, touched, changes: 0 };
+        const ctx: BatchCtx = { receivedAt, touched: new Set(), changes: 0, heard: new Set(), offlineChecked: new Set() };
         const readings = [...batch.readings].sort((a, b) => a.ts - b.ts);
         for (const r of readings) this.reading(r, ctx);
         const events = [...batch.events].sort((a, b) => a.ts - b.ts);
         for (const e of events) this.event(e, ctx);
-        for (const s of touched) this.state.putSeries(s.rule.id, s.deviceId, s.subject, s.state);
+        for (const s of ctx.touched) this.persist(s);
+        for (const id of ctx.heard) this.state.putDevice(id, this.devices.get(id)!);
         return ctx.changes;
       });
     } catch (err) {
@@ -199,6 +217,14 @@ export class AlertEngine {
     );
   }
 
+  private addSeries(key: string, s: Series): void {
+    this.series.set(key, s);
+    if (s.subject !== '') return;
+    let byRule = this.plainSeries.get(s.deviceId);
+    if (!byRule) this.plainSeries.set(s.deviceId, (byRule = new Map()));
+    byRule.set(s.rule, s);
+  }
+
   private getSeries(rule: Rule, deviceId: string, subject: string, create: 'always' | 'bounded'): Series | undefined {
     const key = seriesKey(rule.id, deviceId, subject);
     let s = this.series.get(key);
@@ -207,26 +233,49 @@ export class AlertEngine {
         this.deps.metrics.seriesDropped.inc();
         return undefined;
       }
-      s = { rule, deviceId, subject, state: { phase: 'ok', lastTs: -Infinity } };
-      this.series.set(key, s);
+      s = { rule, deviceId, subject, state: { phase: 'ok', lastTs: -Infinity }, stored: false };
+      this.addSeries(key, s);
     }
     return s;
   }
 
-  private reading(r: Reading, ctx: { receivedAt: number; touched: Set<Series>; changes: number }): void {
-    this.heard(r.deviceId, r.family, r.tags, r.ts);
-    for (const rule of this.offlineRules) {
-      const s = this.series.get(seriesKey(rule.id, r.deviceId, ''));
-      if (!s || s.state.phase === 'ok') continue;
-      ctx.touched.add(s);
-      if (s.state.phase === 'latched') s.state.phase = 'ok';
-      else if (s.state.phase === 'firing') ctx.changes += this.resolveSeries(s, { ts: r.ts, value: 0, reason: 'reporting again' }, ctx.receivedAt);
+  /** Writes a series' state in the current transaction; an idle series without a row needs no write. */
+  private persist(s: Series): void {
+    const idle = isIdleSeries(s.state);
+    if (idle && !s.stored) return;
+    this.state.putSeries(s.rule.id, s.deviceId, s.subject, s.state);
+    s.stored = !idle;
+  }
+
+  private rulesForFamily(family: string): (ThresholdRuleT | RateRuleT)[] {
+    let rules = this.readingRulesByFamily.get(family);
+    if (!rules) {
+      rules = this.readingRules.filter((rule) => !rule.match.family || rule.match.family.includes(family as never));
+      this.readingRulesByFamily.set(family, rules);
     }
-    for (const rule of this.readingRules) {
+    return rules;
+  }
+
+  private reading(r: Reading, ctx: BatchCtx): void {
+    this.heard(r.deviceId, r.family, r.tags, r.ts, ctx);
+    // Only a device's first reading of the batch (in time order) can find its offline series not ok:
+    // that reading sets them ok, and nothing in a batch makes them fire again.
+    if (this.offlineRules.length && !ctx.offlineChecked.has(r.deviceId)) {
+      ctx.offlineChecked.add(r.deviceId);
+      for (const rule of this.offlineRules) {
+        const s = this.plainSeries.get(r.deviceId)?.get(rule);
+        if (!s || s.state.phase === 'ok') continue;
+        ctx.touched.add(s);
+        if (s.state.phase === 'latched') s.state.phase = 'ok';
+        else if (s.state.phase === 'firing') ctx.changes += this.resolveSeries(s, { ts: r.ts, value: 0, reason: 'reporting again' }, ctx.receivedAt);
+      }
+    }
+    const plain = this.plainSeries.get(r.deviceId);
+    for (const rule of this.rulesForFamily(r.family)) {
       const v = r.values[rule.metric];
       if (v === undefined || !matches(rule.match, r.deviceId, r.family, r.tags)) continue;
       if (rule.kind === 'rate' && typeof v !== 'number') continue;
-      const existing = this.series.get(seriesKey(rule.id, r.deviceId, ''));
+      const existing = plain?.get(rule);
       const s = existing ?? this.getSeries(rule, r.deviceId, '', 'bounded');
       if (!s || r.ts < s.state.lastTs) continue; // untracked, or older than what this series has seen
       s.state.lastTs = r.ts;
@@ -244,17 +293,16 @@ export class AlertEngine {
     }
   }
 
-  private heard(deviceId: string, family: string, tags: Record<string, string> | undefined, ts: number): void {
+  private heard(deviceId: string, family: string, tags: Record<string, string> | undefined, ts: number, ctx: BatchCtx): void {
     const d = this.devices.get(deviceId);
     if (d && d.lastTs >= ts) return;
     if (!d && this.devices.size >= this.deps.config.maxDevices) return; // offline rules will not know this device
-    const seen = { family, tags: tags ?? d?.tags ?? {}, lastTs: ts };
-    this.devices.set(deviceId, seen);
-    this.state.putDevice(deviceId, seen);
+    this.devices.set(deviceId, { family, tags: tags ?? d?.tags ?? {}, lastTs: ts });
+    ctx.heard.add(deviceId);
   }
 
-  private event(e: DeviceEvent, ctx: { receivedAt: number; touched: Set<Series>; changes: number }): void {
-    this.heard(e.deviceId, e.family, e.tags, e.ts);
+  private event(e: DeviceEvent, ctx: BatchCtx): void {
+    this.heard(e.deviceId, e.family, e.tags, e.ts, ctx);
     // The edge says which targets it already notified of this event: remembered before anything is enqueued.
     const notified = e.attrs?.[EDGE_NOTIFIED_ATTR];
     if (notified) for (const t of notified.split(',').map((x) => x.trim()).filter(Boolean)) this.state.putEdgeNotified(t, e.id, this.deps.now());
@@ -318,7 +366,7 @@ export class AlertEngine {
           touched.add(s);
           n += this.resolveSeries(s, { ts: now, reason: 'auto' }, undefined);
         }
-        for (const s of touched) this.state.putSeries(s.rule.id, s.deviceId, s.subject, s.state);
+        for (const s of touched) this.persist(s);
         return n;
       });
     } catch (err) {
@@ -472,7 +520,7 @@ export class AlertEngine {
       if (s && s.state.alertId === id) {
         const latch = s.rule.kind !== 'event';
         Object.assign(s.state, { phase: latch ? 'latched' : 'ok', alertId: undefined, since: undefined, clearSince: undefined, flapping: false, firedAt: undefined });
-        this.state.putSeries(s.rule.id, s.deviceId, s.subject, s.state);
+        this.persist(s);
       }
       this.change(id, 'resolved', { ts: this.deps.now(), by, reason: 'operator' }, undefined);
       alsoInTransaction?.(a);

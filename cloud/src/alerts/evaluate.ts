@@ -97,7 +97,8 @@ export function stepRate(r: RateRuleT, s: SeriesState, ts: number, v: number, ma
   }
   let lo = Infinity;
   let hi = -Infinity;
-  for (const [, x] of samples) {
+  for (let i = 0; i < samples.length; i++) {
+    const x = samples[i]![1];
     if (x < lo) lo = x;
     if (x > hi) hi = x;
   }

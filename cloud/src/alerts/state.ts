@@ -90,6 +90,29 @@ export interface AlertFilter {
   limit: number;
 }
 
+/** An idle series has no row: nothing to remember beyond "ok". */
+export function isIdleSeries(s: SeriesState): boolean {
+  return s.phase === 'ok' && !s.samples?.length && !s.firings?.length;
+}
+
+// A rate series carries up to alerts.maxRateSamples [ts, value] samples and is written after every batch
+// that touched it. A sample never changes once taken, so its JSON text is kept on it (a named property of
+// the array, which JSON.stringify does not see) and only new samples are stringified.
+type Sample = [number, number] & { json?: string };
+
+/** JSON.stringify(s), with the samples' text reused. */
+export function seriesJson(s: SeriesState): string {
+  const samples = s.samples as Sample[] | undefined;
+  if (!samples?.length) return JSON.stringify(s);
+  const rest = JSON.stringify({ ...s, samples: undefined });
+  let out = `${rest.slice(0, -1)}${rest.length > 2 ? ',' : ''}"samples":[`;
+  for (let i = 0; i < samples.length; i++) {
+    const x = samples[i]!;
+    out += (i ? ',' : '') + (x.json ??= JSON.stringify(x));
+  }
+  return `${out}]}`;
+}
+
 const j = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
 const parse = (s: unknown) => (typeof s === 'string' ? JSON.parse(s) : null);
 
@@ -148,10 +171,10 @@ export class AlertStateStore {
     }));
   }
 
+  /** Writes a series' state, or deletes its row when it is idle (see isIdleSeries). */
   putSeries(rule: string, deviceId: string, subject: string, s: SeriesState): void {
-    const idle = s.phase === 'ok' && !s.samples?.length && !s.firings?.length;
-    if (idle) this.q.delSeries.run(rule, deviceId, subject);
-    else this.q.putSeries.run(rule, deviceId, subject, JSON.stringify(s));
+    if (isIdleSeries(s)) this.q.delSeries.run(rule, deviceId, subject);
+    else this.q.putSeries.run(rule, deviceId, subject, seriesJson(s));
   }
 
   loadDevices(): Map<string, DeviceSeen> {
