@@ -50,6 +50,11 @@ export interface Ingest {
   hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void>;
 }
 
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
 const HEX_TEXT = /^(?:0x)?[0-9A-Fa-f]{2}(?:[\s:]*(?:0x)?[0-9A-Fa-f]{2})*\s*$/;
 /** NB-IoT platforms and DTUs often forward a frame as hex text; raw frames are rarely all hex digits. */
 function looksLikeHex(payload: Buffer): boolean {
@@ -72,6 +77,14 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
     warn(`message_${reason}`, { device: device.id, kind, detail: detail.slice(0, 200) }, `message refused: ${reason}`);
   };
 
+  // Counter children per label value: inc() with a label object hashes the labels on every call.
+  const readingsBy = new Map<string, { inc(n?: number): void }>();
+  const countReadings = (family: string, n: number) => {
+    let c = readingsBy.get(family);
+    if (!c) readingsBy.set(family, (c = metrics.readingsReceived.labels({ family })));
+    c.inc(n);
+  };
+
   const isRepeat = (device: Device, r: Reading): boolean => {
     const prev = last.get(device.id);
     if (!prev || prev.ts !== r.ts) return false;
@@ -88,7 +101,7 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
       const out = device.profile.apply(device.id, s);
       countValues(device, out.rejected);
       let ts = s.ts ?? receivedAt;
-      if (Object.keys(out.values).length > 0) {
+      if (hasKeys(out.values)) {
         const n = normaliseReading(device, { ts: s.ts, values: out.values, rejected: [], quality: out.quality, tags: out.tags }, receivedAt, o.normalise);
         countValues(device, n.rejected);
         if (!n.ok) {
@@ -118,8 +131,14 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
     if (readings.length === 0 && events.length === 0) return;
     await o.sink.accept(readings, events);
     const lastReading = readings[readings.length - 1];
-    if (lastReading) last.set(device.id, { ts: lastReading.ts, values: lastReading.values });
-    if (readings.length) metrics.readingsReceived.inc({ family: device.family }, readings.length);
+    if (lastReading) {
+      const prev = last.get(device.id);
+      if (prev) {
+        prev.ts = lastReading.ts;
+        prev.values = lastReading.values;
+      } else last.set(device.id, { ts: lastReading.ts, values: lastReading.values });
+    }
+    if (readings.length) countReadings(device.family, readings.length);
     for (const e of events) metrics.eventsReceived.inc({ type: e.type });
   }
 
@@ -151,7 +170,7 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
           const d = decodeTelemetry(payload, p.json ?? undefined);
           if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
           countValues(device, d.value.rejected);
-          if (Object.keys(d.value.values).length === 0) return rejectMessage(device, kind, MESSAGE_REJECT.noMetrics, 'no usable metric value in the message');
+          if (!hasKeys(d.value.values)) return rejectMessage(device, kind, MESSAGE_REJECT.noMetrics, 'no usable metric value in the message');
           return deliver(device, [{ ts: d.value.ts, values: d.value.values }], [], receivedAt, kind);
         }
         case 'binary': {

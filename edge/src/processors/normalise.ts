@@ -27,6 +27,15 @@ export interface NormaliseOptions {
 
 /** InfluxDB field keys we are willing to write: no spaces, quotes or commas to escape downstream. */
 const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+/** Names already found valid: a fleet uses a few dozen, checked once each instead of per message. */
+const goodNames = new Set<string>();
+const GOOD_NAMES_MAX = 4096;
+function validName(name: string): boolean {
+  if (goodNames.has(name)) return true;
+  if (!METRIC_NAME.test(name)) return false;
+  if (goodNames.size < GOOD_NAMES_MAX) goodNames.add(name);
+  return true;
+}
 
 export type Normalised<T> =
   | { ok: true; item: T; rejected: ValueRejection[] }
@@ -43,7 +52,7 @@ function checkTs(ts: number, now: number, o: NormaliseOptions): { reason: Messag
 }
 
 export function normaliseReading(device: Device, d: DecodedTelemetry, now: number, o: NormaliseOptions): Normalised<Reading> {
-  const rejected = [...d.rejected];
+  const rejected: ValueRejection[] = d.rejected.length > 0 ? d.rejected.slice() : [];
   const names = Object.keys(d.values);
   if (names.length + d.rejected.length > o.maxMetricsPerMessage) {
     return { ok: false, reason: MESSAGE_REJECT.tooManyMetrics, detail: `more than ${o.maxMetricsPerMessage} metrics`, rejected: [] };
@@ -62,7 +71,7 @@ export function normaliseReading(device: Device, d: DecodedTelemetry, now: numbe
   let count = 0;
   for (const name of names) {
     const v = d.values[name]!;
-    if (!METRIC_NAME.test(name)) rejected.push({ name, reason: VALUE_REJECT.badName });
+    if (!validName(name)) rejected.push({ name, reason: VALUE_REJECT.badName });
     else if (typeof v === 'string' && v.length > o.maxStringValueLength) rejected.push({ name, reason: VALUE_REJECT.stringTooLong });
     else {
       values[name] = v;
@@ -72,8 +81,9 @@ export function normaliseReading(device: Device, d: DecodedTelemetry, now: numbe
   if (count === 0) {
     return { ok: false, reason: MESSAGE_REJECT.noMetrics, detail: 'no valid metric value in the message', rejected };
   }
-  // The registry's tags (district above all) are not the sample's to change.
-  const item: Reading = { deviceId: device.id, family: device.family, ts, values, tags: d.tags ? { ...d.tags, ...device.tags } : { ...device.tags } };
+  // The registry's tags (district above all) are not the sample's to change. Without sample tags the
+  // reading shares the device's frozen tags object (nothing downstream writes to a reading's tags).
+  const item: Reading = { deviceId: device.id, family: device.family, ts, values, tags: d.tags ? { ...d.tags, ...device.tags } : device.tags };
   if (quality) item.quality = quality;
   return { ok: true, item, rejected };
 }
