@@ -136,6 +136,44 @@ describe('replayed batches', () => {
   });
 });
 
+describe('concurrent batches from one edge (several in flight, over real HTTP)', () => {
+  it('each seq is first-time once, a copy sent at the same time is the duplicate, and continuity sees no gap or duplicate', async () => {
+    const app = await makeApp();
+    const seen: number[] = [];
+    app.ingest.onBatchStored((b) => seen.push(b.seq));
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const devices = ['conc-1', 'conc-2', 'conc-3'];
+    // Batch 300 + k carries deviceSeq k of every device: a later batch committing first opens holes
+    // that the earlier one fills.
+    const batches = [1, 2, 3, 4, 5, 6].map((k) => mk(EDGE_A.id, 300 + k, devices.map((d) => seqReading(d, k, T0 + 1000 * k))));
+    const sends = [batches[5]!, batches[2]!, batches[0]!, batches[2]!, batches[4]!, batches[1]!, batches[3]!];
+    const acks = await Promise.all(
+      sends.map(async (b) => {
+        const res = await fetch(`${url}/v1/batches`, { method: 'POST', body: protobuf(b, true), headers: batchHeaders(EDGE_A.token, true) });
+        expect(res.status, await res.clone().text()).toBe(200);
+        return decodeAck(new Uint8Array(await res.arrayBuffer()));
+      }),
+    );
+    expect(acks.every((a) => a.accepted === devices.length && a.rejected === 0)).toBe(true);
+    const copies = acks.filter((a) => a.seq === 303);
+    expect(copies.map((a) => a.duplicate).sort()).toEqual([false, true]);
+    expect(acks.filter((a) => a.seq !== 303).every((a) => !a.duplicate)).toBe(true);
+    expect(seen.sort()).toEqual([301, 302, 303, 304, 305, 306]);
+    expect(app.ingest.marks.ranges(EDGE_A.id)).toEqual([{ lo: 301, hi: 306 }]);
+
+    clock += GRACE;
+    app.ingest.sweepGaps();
+    for (const d of devices) {
+      expect(app.ingest.continuity.get(d)).toMatchObject({ max: 6, holes: [], gaps: 0, duplicates: 0, late: 0 });
+      expect(await metric(app, 'citysense_cloud_device_duplicates_total', { device: d })).toBe(0);
+    }
+    expect(await metric(app, 'citysense_cloud_readings_written_total', { family: 'environment' })).toBe(6 * devices.length);
+    expect(await metric(app, 'citysense_cloud_batches_duplicate_total', { edge: EDGE_A.id })).toBe(1);
+    const stored = await influx.query(`SELECT count(pm25) FROM environment WHERE device_id =~ /^conc-/`);
+    expect(stored[0]?.count).toBe(6 * devices.length);
+  });
+});
+
 describe('per-device continuity', () => {
   it('deviceSeq 1,2,3,5: a hole that becomes one gap after the grace period; a late 4 closes it; 3 again is a duplicate', async () => {
     const app = await makeApp();
@@ -170,6 +208,15 @@ describe('per-device continuity', () => {
     expect(app.ingest.continuity.get('cont-2')).toMatchObject({ max: 3, holes: [], gaps: 0, duplicates: 0, late: 0 });
     expect(await metric(app, 'citysense_cloud_device_gaps_total', { device: 'cont-2' })).toBe(0);
     expect(await metric(app, 'citysense_cloud_device_duplicates_total', { device: 'cont-2' })).toBe(0);
+  });
+
+  it('a deviceSeq below the first one seen moves the start of history down: no duplicate, the numbers between are a hole', async () => {
+    const app = await makeApp();
+    await post(app, mk(EDGE_A.id, 21, [seqReading('cont-low', 5)]));
+    await post(app, mk(EDGE_A.id, 20, [seqReading('cont-low', 2)]));
+    expect(app.ingest.continuity.get('cont-low')).toMatchObject({ min: 2, max: 5, holes: [{ lo: 3, hi: 4, counted: false }], duplicates: 0 });
+    await post(app, mk(EDGE_A.id, 22, [seqReading('cont-low', 2, T0 + 22)]));
+    expect(app.ingest.continuity.get('cont-low')).toMatchObject({ min: 2, duplicates: 1 });
   });
 
   it('a batch arriving after the grace period counts the older holes of the devices it touches', async () => {

@@ -14,7 +14,10 @@
 //   - at most `ingest.gapRangesPerDevice` holes are remembered per device: past that the lowest is
 //     forgotten (counted as a gap if it was pending). A reading arriving later for a forgotten hole is
 //     counted as a duplicate, which is the imprecision at the bound.
-// The first deviceSeq the cloud ever sees of a device starts its history: numbers before it are not gaps.
+// The lowest deviceSeq the cloud has seen of a device starts its history: numbers before it are not gaps.
+// It can move down: with several batches of an edge in flight, a device's first batches may commit out
+// of order, and a lower number arriving then is no duplicate; the numbers between it and the old start
+// become a hole like any other.
 // A device whose sequence restarts (an edge that lost its state) shows as duplicates until it passes its
 // old highest number: the edge must keep device sequences durable.
 //
@@ -26,6 +29,7 @@ import type { StatementSync } from 'node:sqlite';
 import type { CloudStore } from '../store/db.ts';
 
 export const CONTINUITY_MIGRATION = 'ingest-device-seq-v1';
+export const CONTINUITY_MIN_MIGRATION = 'ingest-device-seq-min-v2';
 
 export interface Hole {
   lo: number;
@@ -37,6 +41,8 @@ export interface Hole {
 }
 
 export interface DeviceSeqState {
+  /** The lowest deviceSeq seen: where the device's history starts (0: not known, a row from before v2). */
+  min: number;
   max: number;
   /** Disjoint, lowest first, all below max. */
   holes: Hole[];
@@ -93,14 +99,15 @@ export class Continuity {
          updated_ms INTEGER NOT NULL
        ) WITHOUT ROWID;`,
     );
+    store.migrate(CONTINUITY_MIN_MIGRATION, 'ALTER TABLE ingest_device_seq ADD COLUMN min_seq INTEGER NOT NULL DEFAULT 0;');
     this.upsert = store.db.prepare(
-      `INSERT INTO ingest_device_seq (device, max_seq, holes, gaps, duplicates, late, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (device) DO UPDATE SET max_seq = excluded.max_seq, holes = excluded.holes, gaps = excluded.gaps,
+      `INSERT INTO ingest_device_seq (device, min_seq, max_seq, holes, gaps, duplicates, late, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (device) DO UPDATE SET min_seq = excluded.min_seq, max_seq = excluded.max_seq, holes = excluded.holes, gaps = excluded.gaps,
          duplicates = excluded.duplicates, late = excluded.late, updated_ms = excluded.updated_ms`,
     );
-    for (const row of store.db.prepare('SELECT device, max_seq, holes, gaps, duplicates, late FROM ingest_device_seq').all()) {
+    for (const row of store.db.prepare('SELECT device, min_seq, max_seq, holes, gaps, duplicates, late FROM ingest_device_seq').all()) {
       const holes = (JSON.parse(String(row.holes)) as [number, number, number, number][]).map(([lo, hi, openedMs, counted]) => ({ lo, hi, openedMs, counted: counted === 1 }));
-      const s: DeviceSeqState = { max: Number(row.max_seq), holes, gaps: Number(row.gaps), duplicates: Number(row.duplicates), late: Number(row.late) };
+      const s: DeviceSeqState = { min: Number(row.min_seq), max: Number(row.max_seq), holes, gaps: Number(row.gaps), duplicates: Number(row.duplicates), late: Number(row.late) };
       this.cache.set(String(row.device), s);
       this.index(String(row.device), s);
     }
@@ -132,7 +139,7 @@ export class Continuity {
     for (const [device, seqs] of byDevice) {
       seqs.sort((a, b) => a - b);
       const old = this.cache.get(device);
-      const s: DeviceSeqState = old ? cloneState(old) : { max: 0, holes: [], gaps: 0, duplicates: 0, late: 0 };
+      const s: DeviceSeqState = old ? cloneState(old) : { min: 0, max: 0, holes: [], gaps: 0, duplicates: 0, late: 0 };
       const d: ContinuityDelta = { gaps: 0, duplicates: 0, late: 0 };
       for (const seq of seqs) this.arrive(s, d, seq, nowMs);
       this.age(s, d, nowMs);
@@ -161,7 +168,7 @@ export class Continuity {
   persist(plan: ContinuityPlan, nowMs: number): void {
     for (const [device, s] of plan.states) {
       const holes = JSON.stringify(s.holes.map((h) => [h.lo, h.hi, h.openedMs, h.counted ? 1 : 0]));
-      this.upsert.run(device, s.max, holes, s.gaps, s.duplicates, s.late, nowMs);
+      this.upsert.run(device, s.min, s.max, holes, s.gaps, s.duplicates, s.late, nowMs);
     }
   }
 
@@ -182,7 +189,14 @@ export class Continuity {
 
   private arrive(s: DeviceSeqState, d: ContinuityDelta, seq: number, nowMs: number): void {
     if (s.max === 0) {
-      s.max = seq;
+      s.min = s.max = seq;
+      return;
+    }
+    if (seq < s.min) {
+      // Before the known start: never seen, so no duplicate (see the top of this file).
+      if (seq < s.min - 1) s.holes.unshift({ lo: seq + 1, hi: s.min - 1, openedMs: nowMs, counted: false });
+      s.min = seq;
+      this.cap(s, d);
       return;
     }
     if (seq > s.max) {
