@@ -20,7 +20,8 @@ export interface PeerOptions {
   tsBase: number;
 }
 
-function ensureMosquitto(say: (s: string) => void): string {
+/** The path of Debian's mosquitto binary, installed with apt-get (as root) when missing. Also used by bench/brokers.ts. */
+export function ensureMosquitto(say: (s: string) => void): string {
   const bin = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
   if (bin) return bin;
   if (process.getuid?.() !== 0) throw new Error('mosquitto is not installed and this is not root: apt-get install mosquitto');
@@ -29,6 +30,11 @@ function ensureMosquitto(say: (s: string) => void): string {
   const after = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find(existsSync);
   if (!after) throw new Error('apt-get install mosquitto did not give a mosquitto binary');
   return after;
+}
+
+/** A mosquitto config: one loopback listener, anonymous, no persistence, errors to stderr. Also used by bench/brokers.ts. */
+export function mosquittoConfig(port: number, maxInflight = 100): string {
+  return `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages ${maxInflight}\nmax_queued_messages 1000000\nlog_dest stderr\nlog_type error\n`;
 }
 
 function ensureNodeRed(dir: string, say: (s: string) => void): string {
@@ -72,7 +78,7 @@ export async function runPeers(o: PeerOptions): Promise<{ summary: Record<string
   await fetch(`${influx.url}/query?q=${encodeURIComponent(`CREATE DATABASE ${db}`)}`, { method: 'POST' });
   const mqttPort = await freePort();
   const uiPort = await freePort();
-  writeFileSync(join(o.dir, 'mosquitto.conf'), `listener ${mqttPort} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 100\nmax_queued_messages 1000000\nlog_dest stderr\nlog_type error\n`);
+  writeFileSync(join(o.dir, 'mosquitto.conf'), mosquittoConfig(mqttPort));
   const procs: ChildProcess[] = [];
   const start = (name: string, cmd: string, args: string[], cwd?: string) => {
     const c = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
