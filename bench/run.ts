@@ -3,8 +3,9 @@
 // loopback, drives them with the lean load generator (device-sim/src/load), and measures, side by side
 // in the same run: the InfluxDB ceiling, end-to-end throughput and its ratio to the ceiling, the CPU cost
 // of edge and cloud per reading, alert latency, edge memory with 10k/50k idle devices, uplink bytes per
-// reading, backlog drain after a cloud outage, and data loss. Output: a table, bench-results/summary.json,
-// bench-results/chart.svg (docs/performance.md explains every figure).
+// reading, backlog drain after a cloud outage, data loss, and bare brokers (mosquitto, aedes) under the
+// e2e load. Output: a table, bench-results/summary.json, bench-results/chart.svg (docs/performance.md
+// explains every figure).
 import { execFileSync, execSync } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
@@ -25,6 +26,7 @@ import { scrape } from './lib/prom.ts';
 import { DB, makeDevices, Stack, WEBHOOK_SECRET, type BenchDevice } from './lib/stack.ts';
 import { summariseProfiles } from './profile-summary.ts';
 import { runPeers } from './peers.ts';
+import { runBrokers } from './brokers.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,7 +42,7 @@ if (args.help) {
   --quick    short steps (< 3 min); the full run takes < 15 min
   --peers    also Node-RED (mqtt in -> influxdb out) against mosquitto, same readings
   --profile  CPU-profile edge and cloud under load (default: on in the full run)
-  --only     comma list of: ceiling,e2e,alert,backlog,conns,profile (for working on one step)
+  --only     comma list of: ceiling,e2e,brokers,alert,backlog,conns,profile (for working on one step)
 Results: bench-results/summary.json, bench-results/chart.svg, bench-results/logs/. Loopback only.
 Do not run it while the tests run: the machine has 2 cores.
 `);
@@ -710,6 +712,30 @@ async function stepProfile(stack: Stack, env: BenchDevice[]): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Broker reference (bench/brokers.ts): bare mosquitto and aedes under the e2e step's load, on this box in
+// this run. No subscriber (our edge has none either); the anchors doc measured brokers with one.
+async function stepBrokers(stack: Stack, env: BenchDevice[]): Promise<void> {
+  const seconds = Math.max(10, P.e2eS / 2);
+  enter(`broker reference: bare mosquitto and aedes, no subscriber, e2e load (${env.length} connections × window ${WINDOW}, QoS 1, as fast as PUBACKs allow), ${seconds} s each, first 2 s skipped`);
+  const r = await runBrokers({
+    dir: WORK,
+    logs: LOGS,
+    say,
+    progress,
+    seconds,
+    skipS: 2,
+    window: WINDOW,
+    load: (port, maxDurationMs) => loadOptions(stack, env, { total: 50_000_000, maxDurationMs, tsBase: stepTs(7), port }),
+    background: { edge: stack.edge.pid, cloud: stack.cloud.pid, influxd: stack.influx.pid },
+  });
+  Object.assign(summary, r.summary);
+  details.brokers = r.details;
+  const e2e = summary.e2e_readings_per_s as number | undefined;
+  const mosq = r.summary.broker_mosquitto_msgs_per_s;
+  summary.e2e_ratio_to_mosquitto = e2e && mosq ? round(e2e / mosq, 3) : null;
+}
+
+// ---------------------------------------------------------------------------------------------------
 function printTable(): void {
   const rowsOut: [string, string, string, string][] = [];
   const t = (key: string, label: string, target: string, ok?: (v: number) => boolean, d = 1) => {
@@ -725,6 +751,13 @@ function printTable(): void {
   t('e2e_ratio_to_ceiling', 'end to end / ceiling', '≥ 0.4', (v) => v >= 0.4, 3);
   t('pipeline_cpu_us_per_reading', 'edge + cloud CPU-µs per reading', '≤ 20', (v) => v <= 20, 1);
   t('e2e_load_generator_cpu_us_per_msg', 'load generator CPU-µs per message', '(mqtt.js ~27)', undefined, 2);
+  if (summary.broker_mosquitto_msgs_per_s !== undefined) {
+    t('broker_mosquitto_msgs_per_s', 'bare mosquitto, msgs/s PUBACKed (no sub)', 'reference', undefined, 0);
+    t('broker_mosquitto_cpu_us_per_msg', 'mosquitto CPU-µs per message', 'reference', undefined, 1);
+    t('broker_aedes_msgs_per_s', 'bare aedes, msgs/s PUBACKed (no sub)', 'reference', undefined, 0);
+    t('broker_aedes_cpu_us_per_msg', 'aedes CPU-µs per message', 'reference', undefined, 1);
+    t('e2e_ratio_to_mosquitto', 'end to end / bare mosquitto', 'reference', undefined, 3);
+  }
   t('alert_latency_ms_p50', `alert latency p50 ms (${summary.alert_latency_source ?? '-'})`, '', undefined, 1);
   t('alert_latency_ms_p99', 'alert latency p99 ms', '≤ 50', (v) => v <= 50, 1);
   t('edge_rss_mib_10k_conns', 'edge RSS MiB, 10k connections', '', undefined, 0);
@@ -782,6 +815,7 @@ async function main(): Promise<void> {
     await stack.startEdge();
     say(`  cloud ${stack.webhooks ? 'with' : 'without'} alert webhooks; edge up in ${fmt((Date.now() - t) / 1000, 1)} s with ${fmt(stack.o.devices.length)} registered devices`);
     if (want('e2e')) await stepE2E(stack, devs.env);
+    if (want('brokers')) await stepBrokers(stack, devs.env);
     if (want('alert')) await stepAlert(stack, devs.env, devs.fire, hook);
     if (want('backlog')) await stepBacklog(stack, devs.env);
     if (want('conns')) await stepConnections(stack, devs.nb);
