@@ -186,6 +186,9 @@ export class Uplink {
       'content-type': 'application/x-protobuf',
       'content-encoding': 'gzip',
       accept: 'application/x-protobuf',
+      // Read before the body: lets the cloud admit an alarm batch ahead of queued telemetry (a hint only;
+      // the lane inside the batch is what is stored).
+      'x-citysense-lane': batch.lane ?? 'telemetry',
     };
     if (this.o.token) headers.authorization = `Bearer ${this.o.token}`;
     const timeout = AbortSignal.timeout(this.o.requestTimeoutMs);
