@@ -117,6 +117,35 @@ describe('backpressure', () => {
     expect(after).toMatch(/^citysense_cloud_readings_written_total\{family="environment"\} 5$/m);
   });
 
+  it('an alarm-lane upload is admitted and written past telemetry that fills every slot and the queue', async () => {
+    const influx = await standIn({ hold: true });
+    cleanup.push(() => influx.close());
+    const app = await makeApp(influx.url, { influx: { maxConcurrentWrites: 1, retryAfterSeconds: 7, timeoutMs: 120_000 }, limits: { maxQueuedBatches: 1 } });
+    const telemetry = [mk(), mk()].map((b) => post(app, b));
+    await waitFor('one write held and one batch waiting', () => influx.held.length === 1 && app.ingest.gate.waiting === 1);
+    expectBusy(await post(app, mk()));
+    // The same kind of upload marked as the alarm lane goes in, and its write goes out at once.
+    const alarmBatch: Batch = {
+      edgeId: EDGE_A.id,
+      seq: ++seq,
+      createdMs: T0,
+      lane: 'alarm',
+      readings: [],
+      events: [{ deviceId: 'bp-fire', family: 'fire', ts: T0 + seq, type: 'fire_alarm', attrs: { zone: '3' }, priority: 'alarm', id: `bp-alarm-${seq}`, tags: { district: 'jinshui' } }],
+    };
+    const alarm = app.inject({ method: 'POST', url: '/v1/batches', payload: protobuf(alarmBatch), headers: { ...batchHeaders(EDGE_A.token), 'x-citysense-lane': 'alarm' } });
+    await waitFor('the alarm batch written while telemetry waits', () => influx.held.length === 2 && app.ingest.gate.writing === 2 && app.ingest.gate.waiting === 1);
+    influx.held.pop()!.writeHead(204).end();
+    const res = await alarm;
+    expect(res.statusCode, res.body).toBe(200);
+    expect(decodeAck(res.rawPayload)).toMatchObject({ seq: alarmBatch.seq, duplicate: false });
+    // Telemetry still waits behind the write InfluxDB holds; then everything drains.
+    expect(app.ingest.gate.waiting).toBe(1);
+    influx.release();
+    expect((await Promise.all(telemetry)).map((r) => r.statusCode)).toEqual([200, 200]);
+    expect(app.ingest.gate.admitted).toBe(0);
+  });
+
   it('with no queue (maxQueuedBatches 0) a second upload is refused while one is written', async () => {
     const influx = await standIn({ hold: true });
     cleanup.push(() => influx.close());
@@ -176,6 +205,13 @@ describe('backpressure', () => {
   });
 });
 
+async function waitUntil(cond: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + 5000; !cond(); ) {
+    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 describe('IngestGate write slots', () => {
   it('hands slots over in arrival order, refuses past maxQueued, and refuses a waiter after waitMs', async () => {
     const { IngestGate } = await import('../src/ingest/backpressure.ts');
@@ -196,5 +232,42 @@ describe('IngestGate write slots', () => {
     await slow;
     expect([gate.writing, gate.waiting]).toEqual([0, 0]);
     expect(order).toEqual(['second']);
+  });
+
+  it('an alarm takes a reserve slot at once, and waits ahead of telemetry when the reserve is taken too', async () => {
+    const { IngestGate } = await import('../src/ingest/backpressure.ts');
+    const gate = new IngestGate({ maxWrites: 1, maxQueued: 4, waitMs: 5000, alarmReserve: 1 });
+    const order: string[] = [];
+    const lets: (() => void)[] = [];
+    const hold = (name: string, alarm = false) =>
+      gate.withWriteSlot(
+        () =>
+          new Promise<void>((r) => {
+            order.push(name);
+            lets.push(r);
+          }),
+        alarm,
+      );
+    const t1 = hold('t1');
+    const t2 = hold('t2');
+    const a1 = hold('a1', true);
+    expect(order).toEqual(['t1', 'a1']);
+    expect(gate.writing).toBe(2);
+    const a2 = hold('a2', true);
+    // t2 and a2 wait; a2 goes first when a slot frees, telemetry only once back under maxWrites.
+    lets.shift()!();
+    await t1;
+    await waitUntil(() => order.length === 3);
+    expect(order).toEqual(['t1', 'a1', 'a2']);
+    lets.shift()!();
+    await a1;
+    expect(order).toEqual(['t1', 'a1', 'a2']);
+    lets.shift()!();
+    await a2;
+    await waitUntil(() => order.length === 4);
+    expect(order).toEqual(['t1', 'a1', 'a2', 't2']);
+    lets.shift()!();
+    await t2;
+    expect([gate.writing, gate.waiting]).toEqual([0, 0]);
   });
 });

@@ -203,6 +203,8 @@ export const CloudConfigSchema = z
         maxFutureSkewMs: z.number().int().min(0).default(10 * 60_000),
         /** Uploads held beyond the ones writing (being read, decoded, waiting for a write slot); more → 503 INGEST_BUSY. */
         maxQueuedBatches: z.number().int().min(0).max(10_000).default(8),
+        /** Extra uploads and InfluxDB writes only alarm-lane batches may use, so alarms never queue behind telemetry. */
+        alarmReservedBatches: z.number().int().min(0).max(1_000).default(4),
       })
       .prefault({}),
     /** Dedupe by (edge, seq) and per-device continuity (src/ingest/dedupe.ts, continuity.ts). */

@@ -7,8 +7,12 @@
 //   - write slots: at most `influx.maxConcurrentWrites` writes to InfluxDB at a time; the others wait in
 //     arrival order, at most `limits.maxQueuedBatches` of them, each at most `influx.timeoutMs`
 //     (then 503 INGEST_BUSY: InfluxDB is too slow for the load).
-// So memory held for uploads is bounded by (maxConcurrentWrites + maxQueuedBatches) × limits.inflatedBytes,
-// and InfluxDB sees a bounded number of concurrent writes however many edges drain their backlog at once.
+//   - alarms first: an upload the edge marks `x-citysense-lane: alarm` may be admitted past the bound, and
+//     an alarm-lane batch may write past the write slots, each by at most `alarmReserve`: a fire alarm
+//     never queues behind telemetry backlogs (they are what fills the slots when edges drain).
+// So memory held for uploads is bounded by (maxConcurrentWrites + maxQueuedBatches + alarmReserve) ×
+// limits.inflatedBytes, and InfluxDB sees a bounded number of concurrent writes however many edges drain
+// their backlog at once.
 import { CloudError } from '../errors.ts';
 
 export interface GateOptions {
@@ -16,11 +20,14 @@ export interface GateOptions {
   maxQueued: number;
   /** How long a batch may wait for a write slot. */
   waitMs: number;
+  /** Extra admissions and write slots only alarm-lane uploads may take (default 4). */
+  alarmReserve?: number;
   /** Called whenever the counts change (gauges). */
   onChange?: (writing: number, waiting: number) => void;
 }
 
 interface Waiter {
+  alarm: boolean;
   resolve: () => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
@@ -44,9 +51,13 @@ export class IngestGate {
     return this.admittedCount - this.writingCount;
   }
 
+  private get reserve(): number {
+    return this.opts.alarmReserve ?? 4;
+  }
+
   /** Admits one upload, or false when the cloud already holds as many as it may. Pair with leave(). */
-  tryAdmit(): boolean {
-    if (this.admittedCount >= this.opts.maxWrites + this.opts.maxQueued) return false;
+  tryAdmit(alarm = false): boolean {
+    if (this.admittedCount >= this.opts.maxWrites + this.opts.maxQueued + (alarm ? this.reserve : 0)) return false;
     this.admittedCount++;
     this.changed();
     return true;
@@ -57,14 +68,18 @@ export class IngestGate {
     this.changed();
   }
 
-  /** Runs fn holding a write slot; waits for one (bounded in number and time) or throws INGEST_BUSY. */
-  async withWriteSlot<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.writingCount >= this.opts.maxWrites) {
-      if (this.waiters.length >= this.opts.maxQueued) {
+  /**
+   * Runs fn holding a write slot; waits for one (bounded in number and time) or throws INGEST_BUSY.
+   * An alarm-lane batch may use the reserve slots, and otherwise waits ahead of every telemetry batch.
+   */
+  async withWriteSlot<T>(fn: () => Promise<T>, alarm = false): Promise<T> {
+    if (this.writingCount >= this.opts.maxWrites + (alarm ? this.reserve : 0)) {
+      if (!alarm && this.waiters.length >= this.opts.maxQueued) {
         throw new CloudError('INGEST_BUSY', `${this.writingCount} writes in flight and ${this.waiters.length} batches waiting`);
       }
       await new Promise<void>((resolve, reject) => {
         const w: Waiter = {
+          alarm,
           resolve,
           reject,
           timer: setTimeout(() => {
@@ -73,7 +88,10 @@ export class IngestGate {
             reject(new CloudError('INGEST_BUSY', `no InfluxDB write slot within influx.timeoutMs (${this.opts.waitMs} ms)`));
           }, this.opts.waitMs),
         };
-        this.waiters.push(w);
+        if (alarm) {
+          const i = this.waiters.findIndex((x) => !x.alarm);
+          this.waiters.splice(i < 0 ? this.waiters.length : i, 0, w);
+        } else this.waiters.push(w);
       });
       // The slot was handed over by release(): writingCount already counts this batch.
     } else {
@@ -88,7 +106,8 @@ export class IngestGate {
   }
 
   private release(): void {
-    const next = this.waiters.shift();
+    // Past the ordinary slots (an alarm used the reserve), a freed slot is not handed to telemetry.
+    const next = this.writingCount > this.opts.maxWrites && !this.waiters[0]?.alarm ? undefined : this.waiters.shift();
     if (next) {
       clearTimeout(next.timer);
       next.resolve();

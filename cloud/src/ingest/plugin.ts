@@ -72,6 +72,7 @@ export const ingestPlugin = shared<IngestPluginOptions>('citysense-ingest', asyn
   const gate = new IngestGate({
     maxWrites: config.influx.maxConcurrentWrites,
     maxQueued: config.limits.maxQueuedBatches,
+    alarmReserve: config.limits.alarmReservedBatches,
     waitMs: config.influx.timeoutMs,
     onChange: (writing, waiting) => {
       metrics.influxWritesInFlight.set(writing);

@@ -55,7 +55,8 @@ export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app
     app.ingest.gate.leave();
   };
   app.addHook('onRequest', async (req) => {
-    if (!app.ingest.gate.tryAdmit()) {
+    // The edge's lane hint (the body is not read yet); the batch's own lane decides its write slot.
+    if (!app.ingest.gate.tryAdmit(req.headers['x-citysense-lane'] === 'alarm')) {
       app.metrics.ingestBusy.inc({ stage: 'admission' });
       throw new CloudError('INGEST_BUSY', `${app.ingest.gate.admitted} uploads already in progress`);
     }
@@ -97,7 +98,7 @@ export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app
     // only in part before it failed.
     let result;
     try {
-      result = await app.ingest.gate.withWriteSlot(() => storeBatch(batch, validated, { writer: app.influx.writer, metrics: app.metrics }));
+      result = await app.ingest.gate.withWriteSlot(() => storeBatch(batch, validated, { writer: app.influx.writer, metrics: app.metrics }), batch.lane === 'alarm');
     } catch (err) {
       if (err instanceof CloudError && err.code === 'INGEST_BUSY') app.metrics.ingestBusy.inc({ stage: 'write_slot' });
       throw err;
