@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import pino from 'pino';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { authorizeTopic, deviceTopics } from '../src/inputs/mqtt-broker/auth.ts';
 import { startMqttBroker, type MqttBroker, type MqttBrokerOptions } from '../src/inputs/mqtt-broker/server.ts';
 import { createEdgeMetrics, type EdgeMetrics } from '../src/metrics.ts';
 import type { Device, DeviceRegistry } from '../src/registry/registry.ts';
@@ -171,5 +172,38 @@ describe('PUBACKs', () => {
     expect(new Set(acked).size).toBe(n);
     expect(rounds).toBeLessThan(n);
     expect(writes.n).toBe(rounds);
+  });
+});
+
+describe('topic check', () => {
+  it('own telemetry and events only; prefixes of other ids are foreign', () => {
+    const t = deviceTopics('dev-1');
+    expect(authorizeTopic('dev-1', 'devices/dev-1/telemetry', t)).toEqual({ ok: true, kind: 'telemetry' });
+    expect(authorizeTopic('dev-1', 'devices/dev-1/events')).toEqual({ ok: true, kind: 'events' });
+    expect(authorizeTopic('dev-1', 'devices/dev-1/telemetry/x', t)).toEqual({ ok: false, reason: 'unknown_topic' });
+    expect(authorizeTopic('dev-1', 'devices/dev-1/', t)).toEqual({ ok: false, reason: 'unknown_topic' });
+    expect(authorizeTopic('dev-1', 'devices/dev-10/telemetry', t)).toEqual({ ok: false, reason: 'foreign_topic' });
+    expect(authorizeTopic('dev-1', 'devices/dev-1', t)).toEqual({ ok: false, reason: 'foreign_topic' });
+  });
+});
+
+describe('a sink that refuses', () => {
+  it('gets no PUBACK even when it rejects without an Error', async () => {
+    let calls = 0;
+    const b = await start(() => {
+      calls++;
+      return Promise.reject(undefined);
+    });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, reconnectPeriod: 0 });
+    clients.push(c);
+    let acked = 0;
+    c.on('packetreceive', (p) => {
+      if (p.cmd === 'puback') acked++;
+    });
+    const closed = closedWithin(c);
+    c.publish(`devices/${device.id}/telemetry`, '{}', { qos: 1 });
+    await closed;
+    expect(calls).toBe(1);
+    expect(acked).toBe(0);
   });
 });

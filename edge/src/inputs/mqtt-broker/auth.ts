@@ -49,12 +49,25 @@ export type PublishDecision =
   | { ok: true; kind: TopicKind }
   | { ok: false; reason: PublishRefuseReason };
 
+/** The two topics a device publishes to, built once per connection rather than per message. */
+export interface DeviceTopics {
+  telemetry: string;
+  events: string;
+}
+
+export function deviceTopics(deviceId: string): DeviceTopics {
+  return { telemetry: `devices/${deviceId}/telemetry`, events: `devices/${deviceId}/events` };
+}
+
+// Shared, so an accepted PUBLISH allocates no decision.
+const TELEMETRY_OK: PublishDecision = Object.freeze({ ok: true, kind: 'telemetry' });
+const EVENTS_OK: PublishDecision = Object.freeze({ ok: true, kind: 'events' });
+
 /** devices/{deviceId}/telemetry and devices/{deviceId}/events of the publisher itself, nothing else. */
-export function authorizeTopic(deviceId: string, topic: string): PublishDecision {
-  const prefix = `devices/${deviceId}/`;
-  if (!topic.startsWith(prefix)) return { ok: false, reason: PUBLISH_REFUSE.foreignTopic };
-  const rest = topic.slice(prefix.length);
-  if (rest === 'telemetry' || rest === 'events') return { ok: true, kind: rest };
+export function authorizeTopic(deviceId: string, topic: string, topics: DeviceTopics = deviceTopics(deviceId)): PublishDecision {
+  if (topic === topics.telemetry) return TELEMETRY_OK;
+  if (topic === topics.events) return EVENTS_OK;
+  if (!topic.startsWith(`devices/${deviceId}/`)) return { ok: false, reason: PUBLISH_REFUSE.foreignTopic };
   return { ok: false, reason: PUBLISH_REFUSE.unknownTopic };
 }
 

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { Device, DeviceRegistry } from '../../registry/registry.ts';
 import type { EdgeMetrics } from '../../metrics.ts';
 import type { RateLimitedWarn } from '../../log.ts';
-import { CONNECT_REFUSE, PUBLISH_REFUSE, authenticateDevice, authorizeTopic, maySubscribe, type TopicKind } from './auth.ts';
+import { CONNECT_REFUSE, PUBLISH_REFUSE, authenticateDevice, authorizeTopic, deviceTopics, maySubscribe, type DeviceTopics, type TopicKind } from './auth.ts';
 import { guardSocket } from './frame-guard.ts';
 
 /** Resolves once the message is safe in the pipeline; rejecting means "do not acknowledge". */
@@ -49,15 +49,19 @@ const NOT_AUTHORIZED = 5;
 
 type PublishFn = (packet: object, client: unknown, done?: (err?: Error) => void) => void;
 
+// Marks a packet already handed to the pipeline (or refused and dropped): aedes must not fan it out.
+// A property on the packet, not a WeakSet: no hash-table insert and delete per message.
+const CONSUMED = Symbol('citysense.consumed');
+type Markable = { [CONSUMED]?: true };
+
 export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker> {
-  const devices = new WeakMap<Client, Device>();
-  // Packets already handed to the pipeline (or refused and dropped): aedes must not fan them out.
-  const consumed = new WeakSet<object>();
+  // The device a connection logged in as (fixed for the connection), with its topics prebuilt.
+  const sessions = new WeakMap<Client, { device: Device; topics: DeviceTopics }>();
 
   const authenticate: AedesOptions['authenticate'] = (client, username, password, done) => {
     const r = authenticateDevice(o.registry, username, password);
     if (r.ok) {
-      devices.set(client, r.device);
+      sessions.set(client, { device: r.device, topics: deviceTopics(r.device.id) });
       return done(null, true);
     }
     o.metrics.connectRefused.inc({ reason: r.reason });
@@ -68,33 +72,34 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
   };
 
   const authorizePublish: AedesOptions['authorizePublish'] = (client, packet, done) => {
-    const device = client ? devices.get(client) : undefined;
-    if (!device) {
+    const session = client ? sessions.get(client) : undefined;
+    if (!session) {
       // A will left by a client that is gone: no device to attribute it to.
       o.metrics.publishRefused.inc({ reason: PUBLISH_REFUSE.unauthenticated });
       return done(new Error('publish without an authenticated device'));
     }
-    const decision = authorizeTopic(device.id, packet.topic);
+    const device = session.device;
+    const decision = authorizeTopic(device.id, packet.topic, session.topics);
     if (!decision.ok) {
       o.metrics.publishRefused.inc({ reason: decision.reason });
       o.warn(`publish_${decision.reason}`, { device: device.id, topic: packet.topic.slice(0, 256) }, `MQTT publish refused: ${decision.reason}`);
       // MQTT 3.1.1 has no negative PUBACK. Acknowledging and dropping (as mosquitto does for ACL
       // denials) keeps the device's good traffic flowing instead of a disconnect-redeliver loop.
-      consumed.add(packet);
+      (packet as Markable)[CONSUMED] = true;
       return done(null);
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    // Marked now; a refused message never reaches publish (aedes drops the connection instead).
+    (packet as Markable)[CONSUMED] = true;
     o.onMessage(device, decision.kind, payload, Date.now()).then(
-      () => {
-        consumed.add(packet);
-        done(null);
-      },
-      (err: Error) => done(err),
+      () => done(null),
+      // Never a falsy error: aedes would take it as success and send the PUBACK.
+      (err: unknown) => done(err instanceof Error ? err : new Error(`message not taken: ${String(err)}`)),
     );
   };
 
   const authorizeSubscribe: AedesOptions['authorizeSubscribe'] = (client, sub, done) => {
-    const device = devices.get(client);
+    const device = sessions.get(client)?.device;
     if (device && maySubscribe(device.id, sub.topic)) return done(null, sub);
     o.metrics.subscribeRefused.inc();
     done(null, null); // SUBACK 0x80 for this filter [MQTT-3.9.3]
@@ -109,8 +114,7 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
 
   const publish = broker.publish.bind(broker) as PublishFn;
   (broker as unknown as { publish: PublishFn }).publish = (packet, client, done) => {
-    if (consumed.has(packet)) {
-      consumed.delete(packet);
+    if ((packet as Markable)[CONSUMED] === true) {
       const cb = typeof client === 'function' ? (client as () => void) : done;
       return cb?.();
     }
