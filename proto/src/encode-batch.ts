@@ -253,19 +253,24 @@ function mapEntry(t: number, k: string, v: string): void {
   ldelim(at);
 }
 
-/** A map<string, string> field, entries in Object.keys order. */
+/** A map<string, string> field, entries in Object.keys order (own enumerable keys, as for...in gives them). */
 function mapField(t: number, m: Record<string, string> | undefined | null): void {
   if (m == null) return;
-  const ks = Object.keys(m);
-  for (let i = 0; i < ks.length; i++) mapEntry(t, ks[i]!, m[ks[i]!]!);
+  for (const k in m) if (hasOwn.call(m, k)) mapEntry(t, k, m[k]!);
 }
 
-// ---- scratch arrays, reused across calls ---------------------------------------------------------------
+const hasOwn = Object.prototype.hasOwnProperty;
+
+// ---- state reused across calls (encodeBatch is synchronous) -------------------------------------------
 
 let i32a = new Int32Array(1024); // device index per reading
 let i32b = new Int32Array(1024); // next reading of the same series
 let i32c = new Int32Array(4096); // key index per value of the row-form readings, in order
-let nums = new Float64Array(256); // one numeric column
+let i32d = new Int32Array(64); // device index per event
+let nums = new Float64Array(256); // one numeric column's values
+let mants = new Float64Array(256); // their mantissas at their own scale
+let scales = new Int8Array(256); // and those scales
+const cells: MetricValue[] = []; // a series' values, column by column
 
 function fit(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
   if (a.length >= n) return a;
@@ -274,6 +279,68 @@ function fit(a: Int32Array<ArrayBuffer>, n: number): Int32Array<ArrayBuffer> {
   const b = new Int32Array(size);
   b.set(a);
   return b;
+}
+
+/**
+ * Index tables (device ids, metric names) without a Map per batch: a slot per name, kept across calls and
+ * valid only in the call (`epoch`) that set it.
+ */
+interface Slot {
+  epoch: number;
+  index: number;
+}
+const MAX_SLOTS = 100_000;
+const deviceSlots = new Map<string, Slot>();
+const keySlots = new Map<string, Slot>();
+let epoch = 0;
+
+/** The slot of `name`, or undefined when this call has not tabled it yet. */
+function lookup(slots: Map<string, Slot>, name: string): Slot | undefined {
+  const s = slots.get(name);
+  return s !== undefined && s.epoch === epoch ? s : undefined;
+}
+
+function assign(slots: Map<string, Slot>, name: string, index: number): void {
+  const s = slots.get(name);
+  if (s === undefined) slots.set(name, { epoch, index });
+  else {
+    s.epoch = epoch;
+    s.index = index;
+  }
+}
+
+// Tables of the batch being encoded; entries beyond the counts are stale.
+const devIds: string[] = [];
+const devFamily: number[] = [];
+const devTags: Record<string, string>[] = [];
+const devCount: number[] = [];
+const devGroups: (Group | undefined)[] = [];
+let nDev = 0;
+const keys: string[] = [];
+let nKeys = 0;
+const groups: Group[] = [];
+let nGroups = 0;
+
+function deviceRef(id: string, family: Family, tags: Record<string, string> | undefined): number {
+  const s = lookup(deviceSlots, id);
+  if (s !== undefined) return s.index;
+  const d = nDev++;
+  assign(deviceSlots, id, d);
+  devIds[d] = id;
+  devFamily[d] = FAMILY_CODE[family] ?? 0;
+  devTags[d] = tags ?? EMPTY_TAGS;
+  devCount[d] = 0;
+  devGroups[d] = undefined;
+  return d;
+}
+
+function keyRef(name: string): number {
+  const s = lookup(keySlots, name);
+  if (s !== undefined) return s.index;
+  const k = nKeys++;
+  assign(keySlots, name, k);
+  keys[k] = name;
+  return k;
 }
 
 // ---- grouping ----------------------------------------------------------------------------------------
@@ -308,6 +375,25 @@ interface Group {
   count: number;
   /** The device's next group. */
   sibling: Group | undefined;
+}
+
+const NO_SHAPE: Shape = { names: [], kinds: [], keys: [] };
+
+function newGroup(dev: number, shape: Shape, head: number): Group {
+  let g = groups[nGroups];
+  if (g === undefined) groups[nGroups] = g = { dev, shape, hasExtra: false, extra: undefined, head, tail: head, count: 0, sibling: undefined };
+  else {
+    g.dev = dev;
+    g.shape = shape;
+    g.hasExtra = false;
+    g.extra = undefined;
+    g.head = head;
+    g.tail = head;
+    g.count = 0;
+    g.sibling = undefined;
+  }
+  nGroups++;
+  return g;
 }
 
 function sameShape(values: Record<string, MetricValue>, shape: Shape): boolean {
@@ -393,49 +479,31 @@ export function encodeBatchDirect(batch: Batch): Buffer {
   for (let i = 0; i < nE; i++) if (events[i]!.ts < base) base = events[i]!.ts;
   if (base === Infinity) base = batch.createdMs;
 
+  if (++epoch > 0x3fffffff || deviceSlots.size > MAX_SLOTS || keySlots.size > MAX_SLOTS) {
+    epoch = 1;
+    deviceSlots.clear();
+    keySlots.clear();
+  }
+  nDev = 0;
+  nKeys = 0;
+  nGroups = 0;
+
   // Device table in order of first appearance (readings, then events).
-  const deviceIndex = new Map<string, number>();
-  const devIds: string[] = [];
-  const devFamily: number[] = [];
-  const devTags: Record<string, string>[] = [];
-  const devCount: number[] = [];
   const rDev = (i32a = fit(i32a, nR));
   for (let i = 0; i < nR; i++) {
     const r = readings[i]!;
-    let d = deviceIndex.get(r.deviceId);
-    if (d === undefined) {
-      d = devIds.length;
-      deviceIndex.set(r.deviceId, d);
-      devIds.push(r.deviceId);
-      devFamily.push(FAMILY_CODE[r.family] ?? 0);
-      devTags.push(r.tags ?? EMPTY_TAGS);
-      devCount.push(0);
-    }
+    const d = deviceRef(r.deviceId, r.family, r.tags);
     devCount[d]!++;
     rDev[i] = d;
   }
 
   // Key table: the row-form readings' names in order, then each series' names.
-  const keyIndex = new Map<string, number>();
-  const keys: string[] = [];
-  const keyRef = (k: string): number => {
-    let i = keyIndex.get(k);
-    if (i === undefined) {
-      i = keys.length;
-      keyIndex.set(k, i);
-      keys.push(k);
-    }
-    return i;
-  };
-
   // Row form for a device's lone reading; otherwise a series per device, extra tags and shape.
   const next = (i32b = fit(i32b, nR));
   let rowKeys = i32c;
   let nRowKeys = 0;
   let nRows = 0;
-  const groups: Group[] = [];
-  const devGroups: (Group | undefined)[] = new Array(devIds.length);
-  let lastShape: Shape | undefined;
+  let lastShape: Shape = NO_SHAPE;
   for (let i = 0; i < nR; i++) {
     const r = readings[i]!;
     const d = rDev[i]!;
@@ -455,18 +523,17 @@ export function encodeBatchDirect(batch: Batch): Buffer {
       g = g.sibling;
     }
     if (g === undefined) {
-      const shape = lastShape !== undefined && sameShape(r.values, lastShape) ? lastShape : (lastShape = shapeOf(r.values));
-      g = { dev: d, shape, hasExtra: false, extra: undefined, head: i, tail: i, count: 0, sibling: undefined };
+      if (!sameShape(r.values, lastShape)) lastShape = shapeOf(r.values);
+      g = newGroup(d, lastShape, i);
       setExtra(g, r.tags, dev);
       if (last === undefined) devGroups[d] = g;
       else last.sibling = g;
-      groups.push(g);
     } else next[g.tail] = i;
     g.tail = i;
     g.count++;
   }
-  for (const g of groups) {
-    const shape = g.shape;
+  for (let s = 0; s < nGroups; s++) {
+    const shape = groups[s]!.shape;
     if (shape.keys === undefined) {
       const ks = new Array<number>(shape.names.length);
       for (let c = 0; c < ks.length; c++) ks[c] = keyRef(shape.names[c]!);
@@ -474,18 +541,10 @@ export function encodeBatchDirect(batch: Batch): Buffer {
     }
   }
 
-  const evDev = new Array<number>(nE);
+  const evDev = (i32d = fit(i32d, nE));
   for (let i = 0; i < nE; i++) {
     const e = events[i]!;
-    let d = deviceIndex.get(e.deviceId);
-    if (d === undefined) {
-      d = devIds.length;
-      deviceIndex.set(e.deviceId, d);
-      devIds.push(e.deviceId);
-      devFamily.push(FAMILY_CODE[e.family] ?? 0);
-      devTags.push(e.tags ?? EMPTY_TAGS);
-    }
-    evDev[i] = d;
+    evDev[i] = deviceRef(e.deviceId, e.family, e.tags);
   }
 
   pos = 0;
@@ -504,7 +563,7 @@ export function encodeBatchDirect(batch: Batch): Buffer {
     int64(base);
   }
   // 5 devices
-  for (let d = 0; d < devIds.length; d++) {
+  for (let d = 0; d < nDev; d++) {
     const at = fork(0x2a);
     strField(0x0a, devIds[d]);
     const family = devFamily[d]!;
@@ -516,7 +575,7 @@ export function encodeBatchDirect(batch: Batch): Buffer {
     ldelim(at);
   }
   // 6 keys
-  for (let k = 0; k < keys.length; k++) {
+  for (let k = 0; k < nKeys; k++) {
     tag(0x32);
     str(keys[k]!);
   }
@@ -533,7 +592,7 @@ export function encodeBatchDirect(batch: Batch): Buffer {
   // 8 events
   for (let i = 0; i < nE; i++) writeEvent(events[i]!, evDev[i]!, base);
   // 9 series
-  for (let s = 0; s < groups.length; s++) writeSeries(groups[s]!, readings, next, base);
+  for (let s = 0; s < nGroups; s++) writeSeries(groups[s]!, readings, next, base);
   // 10 drops
   const drops = batch.drops;
   if (drops?.length) {
@@ -642,24 +701,34 @@ function writeSeries(g: Group, readings: Reading[], next: Int32Array, base: numb
   const at = fork(0x4a);
   u32Field(0x08, g.dev);
   const n = g.count;
-  // 2 ts_deltas (packed), noting whether any reading has a quality flag or a device_seq
+  // 2 ts_deltas (packed); meanwhile note quality flags and device_seq, and lay the values out by column
+  // (one pass of for...in per reading: its shape is the group's, so the i-th name is column i)
   let anyQuality = false;
   let anySeq = false;
   let lenAt = fork(0x12);
   let prevTs = base;
   for (let k = 0, i = g.head; k < n; k++, i = next[i]!) {
     const r = readings[i]!;
-    sint64(r.ts - prevTs);
-    prevTs = r.ts;
+    const ts = r.ts;
+    const d = ts - prevTs;
+    if ((d | 0) === d) {
+      ensure(5);
+      varint32(((d << 1) ^ (d >> 31)) >>> 0);
+    } else sint64(d);
+    prevTs = ts;
     if (r.quality) anyQuality = true;
     if (r.deviceSeq) anySeq = true;
+    const values = r.values;
+    let c = k;
+    for (const name in values) {
+      cells[c] = values[name]!;
+      c += n;
+    }
   }
   ldelim(lenAt);
   // 3 columns
-  const shape = g.shape;
-  const names = shape.names;
-  const keys = shape.keys!;
-  for (let c = 0; c < names.length; c++) writeColumn(names[c]!, keys[c]!, g, readings, next);
+  const keys = g.shape.keys!;
+  for (let c = 0; c < keys.length; c++) writeColumn(keys[c]!, c * n, n);
   // 4 quality
   if (anyQuality) {
     for (let k = 0, i = g.head; k < n; k++, i = next[i]!) {
@@ -684,53 +753,83 @@ function writeSeries(g: Group, readings: Reading[], next: Int32Array, base: numb
   ldelim(at);
 }
 
-/** One Column: decimal deltas when every value is an exact decimal, else the plain list. */
-function writeColumn(name: string, key: number, g: Group, readings: Reading[], next: Int32Array): void {
-  const n = g.count;
+/** One Column from cells[from .. from+n): decimal deltas when every value is an exact decimal, else the plain list. */
+function writeColumn(key: number, from: number, n: number): void {
   const at = fork(0x1a);
   u32Field(0x08, key);
-  const first = readings[g.head]!.values[name];
+  const first = cells[from];
   if (typeof first === 'boolean') {
     ensure(5 + n + 1);
     buf[pos++] = 0x2a;
     varint32(n);
-    for (let k = 0, i = g.head; k < n; k++, i = next[i]!) buf[pos++] = readings[i]!.values[name] ? 1 : 0;
+    for (let k = 0; k < n; k++) buf[pos++] = cells[from + k] ? 1 : 0;
     ldelim(at);
     return;
   }
   if (typeof first === 'string') {
-    for (let k = 0, i = g.head; k < n; k++, i = next[i]!) {
+    for (let k = 0; k < n; k++) {
       tag(0x32);
-      str(readings[i]!.values[name] as string);
+      str(cells[from + k] as string);
     }
     ldelim(at);
     return;
   }
-  if (nums.length < n) nums = new Float64Array(Math.max(n, nums.length * 2));
+  if (nums.length < n) {
+    const size = Math.max(n, nums.length * 2);
+    nums = new Float64Array(size);
+    mants = new Float64Array(size);
+    scales = new Int8Array(size);
+  }
   const vals = nums;
+  // Pass 1: each value's own decimal scale and mantissa (decimalScale, inline), the column's scale.
   let scale = 0;
   let exact = true;
-  for (let k = 0, i = g.head; k < n; k++, i = next[i]!) {
-    const v = readings[i]!.values[name] as number;
+  for (let k = 0; k < n; k++) {
+    const v = cells[from + k] as number;
     vals[k] = v;
-    if (exact) {
-      const s = decimalScale(v);
-      if (s < 0) exact = false;
-      else if (s > scale) scale = s;
+    if (!exact) continue;
+    let s = -1;
+    if (Number.isFinite(v) && !Object.is(v, -0)) {
+      for (let t = 0; t < 10; t++) {
+        const p = POW10[t]!;
+        const m = Math.round(v * p);
+        if (!Number.isSafeInteger(m)) break;
+        if (m / p === v) {
+          s = t;
+          mants[k] = m;
+          break;
+        }
+      }
     }
+    scales[k] = s;
+    if (s < 0) exact = false;
+    else if (s > scale) scale = s;
   }
   if (exact) {
+    // Pass 2: mantissas at the column's scale (mantissa(), inline; the same m where a value's scale is
+    // the column's), written as packed deltas.
     const start = pos;
     u32Field(0x10, scale);
     const lenAt = fork(0x1a);
+    const p = POW10[scale]!;
     let prev = 0;
     for (let k = 0; k < n; k++) {
-      const m = mantissa(vals[k]!, scale);
-      if (m === undefined) {
-        exact = false;
-        break;
+      let m: number;
+      if (scales[k] === scale) m = mants[k]!;
+      else {
+        const v = vals[k]!;
+        m = Math.round(v * p);
+        if (!(Number.isSafeInteger(m) && (scale === 0 ? m : m / p) === v)) {
+          exact = false;
+          break;
+        }
       }
-      sint64(m - prev);
+      const d = m - prev;
+      if ((d | 0) === d) {
+        // sint64() inline for what fits in 32 bits: a call would box the double
+        ensure(5);
+        varint32(((d << 1) ^ (d >> 31)) >>> 0);
+      } else sint64(d);
       prev = m;
     }
     if (exact) ldelim(lenAt);

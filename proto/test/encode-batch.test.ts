@@ -72,6 +72,8 @@ const TAG_SETS: (Record<string, string> | undefined)[] = [
   {},
   JSON.parse('{"__proto__":"p","district":"jinshui"}') as Record<string, string>,
   Object.assign(Object.create(null) as Record<string, string>, { '1': 'one', district: 'jinshui' }),
+  // an inherited enumerable key: map fields skip it (Object.keys), extra tags see it (for...in)
+  Object.assign(Object.create({ inherited: 'i' }) as Record<string, string>, { district: 'erqi' }),
 ];
 const tags: fc.Arbitrary<Record<string, string> | undefined> = fc.oneof(
   { arbitrary: fc.constantFrom(...TAG_SETS), weight: 4 }, // shared objects, as the edge's registry hands them out
@@ -110,7 +112,7 @@ const event: fc.Arbitrary<DeviceEvent> = fc
     family: fc.constantFrom(...FAMILIES),
     ts,
     type: fc.oneof(fc.constantFrom('fire_alarm', 'entrapment', ''), anyString),
-    attrs: fc.dictionary(fc.oneof(fc.constantFrom('zone', 'floor', ''), anyString), anyString, { maxKeys: 3 }),
+    attrs: fc.oneof(fc.dictionary(fc.oneof(fc.constantFrom('zone', 'floor', ''), anyString), anyString, { maxKeys: 3 }), fc.constant(Object.assign(Object.create({ inherited: 'i' }) as Record<string, string>, { zone: 'B2' }))),
     priority: fc.constantFrom(...PRIORITIES),
     id: fc.oneof(fc.constantFrom('ev-1', ''), anyString),
     deviceSeq: fc.option(seqNumber, { nil: undefined }),
