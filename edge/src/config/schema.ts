@@ -76,7 +76,7 @@ export const edgeConfigSchema = z
          * Telemetry messages taken into the pipeline per event-loop turn; more wait for the next turns
          * (their PUBACK comes later). Keeps uplink, timers and alarms served under a flood. Events are never held.
          */
-        messagesPerTurn: positiveInt.default(200),
+        messagesPerTurn: positiveInt.default(64),
         tls: z
           .strictObject({
             host: z.string().default('0.0.0.0'),

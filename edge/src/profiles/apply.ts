@@ -57,7 +57,20 @@ export class ProfileRuntime {
   }
 
   /** Our name for a raw payload name, and the spec that governs it (a suffixed statistic uses its base's). */
+  /** Resolutions by source name: a profile sees the same few names in every message. */
+  private readonly resolved = new Map<string, { name: string; spec: MetricSpec | undefined }>();
+
   private resolve(raw: string): { name: string; spec: MetricSpec | undefined } {
+    let r = this.resolved.get(raw);
+    if (!r) {
+      r = this.resolveName(raw);
+      // Bounded: a device inventing names must not grow it without end (they are then resolved each time).
+      if (this.resolved.size < 4096) this.resolved.set(raw, r);
+    }
+    return r;
+  }
+
+  private resolveName(raw: string): { name: string; spec: MetricSpec | undefined } {
     const direct = this.sourceToName.get(raw);
     if (direct) return { name: direct, spec: this.byName.get(direct) };
     if (this.byName.has(raw)) return { name: raw, spec: this.byName.get(raw) };
