@@ -22,7 +22,7 @@ import { chartSvg, type Series } from './lib/chart.ts';
 import { LoadGen } from './lib/loadgen.ts';
 import { RawPublisher } from './lib/mqtt-client.ts';
 import { cpuSeconds, CpuMeter, NodeProc, ROOT, rssMiB, sleep } from './lib/proc.ts';
-import { scrape } from './lib/prom.ts';
+import { histogramQuantile, scrape } from './lib/prom.ts';
 import { DB, makeDevices, Stack, WEBHOOK_SECRET, type BenchDevice } from './lib/stack.ts';
 import { summariseProfiles } from './profile-summary.ts';
 import { runPeers } from './peers.ts';
@@ -443,6 +443,8 @@ async function stepAlert(stack: Stack, env: BenchDevice[], fire: BenchDevice[], 
   sampler.gen = gen;
   const influxLat: number[] = [];
   const hookLat: number[] = [];
+  // PUBACK: the alarm is on the edge's disk. Splits the latency into the edge's part and the rest.
+  const ackLat: number[] = [];
   await gen.started();
   const pubs: RawPublisher[] = [];
   for (const d of fire.slice(0, P.alertEvents)) {
@@ -457,7 +459,7 @@ async function stepAlert(stack: Stack, env: BenchDevice[], fire: BenchDevice[], 
     const started = performance.now();
     const payload = JSON.stringify({ ts: Date.now(), type: 'fire_alarm', attrs: { zone: `B2-${String(i).padStart(2, '0')}` } });
     const sentAt = performance.now();
-    void p.publish('events', payload);
+    void p.publish('events', payload).then(() => ackLat.push(performance.now() - sentAt));
     // Stand-in: poll InfluxDB for this device's event point every 5 ms.
     let found = NaN;
     while (performance.now() - sentAt < 10_000) {
@@ -495,9 +497,22 @@ async function stepAlert(stack: Stack, env: BenchDevice[], fire: BenchDevice[], 
     background_readings_per_s: bg,
     webhook_configured: stack.webhooks,
     webhook: { samples: hookLat.length, p50: round(pct(hookLat, 0.5), 1), p99: round(pct(hookLat, 0.99), 1), max: round(Math.max(...hookLat), 1), bad_signatures: hook.badSignatures, deliveries_received: hook.received },
+    puback: { samples: ackLat.length, p50: round(pct(ackLat, 0.5), 1), p99: round(pct(ackLat, 0.99), 1), max: round(Math.max(...ackLat), 1) },
     influx_events_point: { samples: influxLat.length, p50: round(pct(influxLat, 0.5), 1), p99: round(pct(influxLat, 0.99), 1), max: round(Math.max(...influxLat), 1), poll_interval_ms: 5 },
   };
+  say(`  PUBACK (on the edge's disk): p50 ${fmt(pct(ackLat, 0.5), 1)} ms, p99 ${fmt(pct(ackLat, 0.99), 1)} ms, max ${fmt(Math.max(...ackLat), 1)} ms`);
   say(`  events point in InfluxDB: p50 ${fmt(pct(influxLat, 0.5), 1)} ms, p99 ${fmt(pct(influxLat, 0.99), 1)} ms, max ${fmt(Math.max(...influxLat), 1)} ms (${influxLat.length}/${pubs.length})`);
+  // Where the time after the PUBACK goes: the alarm lane's POSTs as the edge times them, and the cloud's
+  // handling of them (both Prometheus histograms, so bucketed: an estimate).
+  const [em, cm] = await Promise.all([scrape(`${stack.edgeUrl}/metrics`).catch(() => undefined), scrape(`${stack.cloudUrl}/metrics`).catch(() => undefined)]);
+  const alarmLane = (l: string) => l.includes('lane="alarm"');
+  const q = (m: typeof em, name: string, p: number) => (m ? round(histogramQuantile(m, name, p, alarmLane) * 1000, 1) : null);
+  const lane = {
+    edge_post_ms: { p50: q(em, 'citysense_edge_uplink_request_seconds', 0.5), p99: q(em, 'citysense_edge_uplink_request_seconds', 0.99) },
+    cloud_handling_ms: { p50: q(cm, 'citysense_cloud_ingest_seconds', 0.5), p99: q(cm, 'citysense_cloud_ingest_seconds', 0.99) },
+  };
+  (details.alert as Record<string, unknown>).alarm_lane_histograms = lane;
+  say(`  alarm-lane POST as the edge times it: p50 ≈ ${fmt(lane.edge_post_ms.p50 ?? NaN, 1)} ms, p99 ≈ ${fmt(lane.edge_post_ms.p99 ?? NaN, 1)} ms; the cloud's handling of it: p50 ≈ ${fmt(lane.cloud_handling_ms.p50 ?? NaN, 1)} ms, p99 ≈ ${fmt(lane.cloud_handling_ms.p99 ?? NaN, 1)} ms (bucketed)`);
   if (stack.webhooks) say(`  signed webhook: p50 ${fmt(pct(hookLat, 0.5), 1)} ms, p99 ${fmt(pct(hookLat, 0.99), 1)} ms, max ${fmt(Math.max(...hookLat), 1)} ms (${hookLat.length}/${pubs.length}; ${hook.badSignatures} bad signatures)`);
   await waitQuiet(stack, 30_000);
   await account(stack, 'alert_background', final, 'environment', tsBase);

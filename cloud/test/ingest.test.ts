@@ -328,7 +328,7 @@ describe('healthz and metrics', () => {
     expect(text).toMatch(/citysense_cloud_batches_refused_total\{reason="BATCH_UNDECODABLE"\} 1/);
     expect(text).toMatch(/citysense_cloud_http_errors_total\{code="BODY_TOO_LARGE",status="413"\} 1/);
     expect(text).toMatch(/citysense_cloud_influx_write_seconds_count\{outcome="written"\} \d+/);
-    expect(text).toMatch(/citysense_cloud_ingest_seconds_count\{status="200"\} \d+/);
+    expect(text).toMatch(/citysense_cloud_ingest_seconds_count\{status="200",lane="telemetry"\} \d+/);
     expect(text).toMatch(/citysense_cloud_influx_up 1/);
   });
 

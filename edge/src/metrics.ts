@@ -129,8 +129,9 @@ export function createEdgeMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     uplinkRequestSeconds: new Histogram({
       name: 'citysense_edge_uplink_request_seconds',
-      help: 'Duration of batch POSTs, whatever their outcome',
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      help: 'Duration of batch POSTs, whatever their outcome, by lane',
+      labelNames: ['lane'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: r,
     }),
     lastAckTimestamp: new Gauge({

@@ -14,7 +14,7 @@ export interface CloudMetrics {
   eventsWritten: Counter<'type'>;
   eventsRejected: Counter<'reason'>;
   influxWriteSeconds: Histogram<'outcome'>;
-  ingestSeconds: Histogram<'status'>;
+  ingestSeconds: Histogram<'status' | 'lane'>;
   influxUp: Gauge;
   httpErrors: Counter<'code' | 'status'>;
   /** Label values that come from edges (event types) pass through here to keep cardinality bounded. */
@@ -74,8 +74,8 @@ export function createCloudMetrics(opts: CloudMetricsOptions): CloudMetrics {
     }),
     ingestSeconds: new Histogram({
       name: `${PREFIX}ingest_seconds`,
-      help: 'Whole POST /v1/batches request, from arrival to answer',
-      labelNames: ['status'],
+      help: 'Whole POST /v1/batches request, from arrival to answer, by status and lane (the edge\'s x-citysense-lane)',
+      labelNames: ['status', 'lane'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),

@@ -76,7 +76,8 @@ export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app
 
   app.addHook('onResponse', async (req, reply) => {
     leave(req);
-    app.metrics.ingestSeconds.observe({ status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    const lane = req.headers['x-citysense-lane'] === 'alarm' ? 'alarm' : 'telemetry';
+    app.metrics.ingestSeconds.observe({ status: String(reply.statusCode), lane }, reply.elapsedTime / 1000);
   });
 
   app.post('/v1/batches', async (req, reply) => {

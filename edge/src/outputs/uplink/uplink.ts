@@ -192,7 +192,7 @@ export class Uplink {
     };
     if (this.o.token) headers.authorization = `Bearer ${this.o.token}`;
     const timeout = AbortSignal.timeout(this.o.requestTimeoutMs);
-    const end = this.metrics.uplinkRequestSeconds.startTimer();
+    const end = this.metrics.uplinkRequestSeconds.startTimer({ lane: batch.lane ?? 'telemetry' });
     this.metrics.batchesSent.inc();
     try {
       const res = await request(this.url, {
