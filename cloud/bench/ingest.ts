@@ -1,13 +1,15 @@
 // Cloud ingest micro-benchmark: CPU the cloud spends per reading on POST /v1/batches, apart from
 // influxd's and from the load generator's (this process).
 //
-//   npx tsx cloud/bench/ingest.ts [--batches 120] [--warmup 20] [--inflight 3] [--profile] [--keep]
+//   npx tsx cloud/bench/ingest.ts [--batches 120] [--warmup 20] [--inflight 3] [--no-rules] [--profile] [--keep]
 //
 // Starts a private influxd (scripts/influxd.ts) and the cloud as a child process (cloud/src/main.ts with
 // a generated config: store file on disk, default alert rules, log level info), pre-encodes realistic
 // batches (5,000 readings: 1,000 environment devices × 5 readings of 4 float fields, device tags,
 // deviceSeq, gzip) and POSTs them over loopback HTTP with --inflight batches in flight. CPU is read
 // from /proc/<pid>/stat over the measured batches only (after --warmup). Every Ack is checked.
+// --no-rules replaces the default alert rules with the benchmark stack's one event rule (bench/lib/stack.ts),
+// so what is measured is ingest itself rather than rule evaluation.
 // --profile runs the cloud with --cpu-prof and prints where its time went (bench/profile-summary.ts).
 // On a shared box wrap it: flock /tmp/citysense-bench.lock npx tsx cloud/bench/ingest.ts
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -35,6 +37,7 @@ const { values: args } = parseArgs({
     inflight: { type: 'string', default: '3' },
     profile: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    'no-rules': { type: 'boolean', default: false },
   },
 });
 const MEASURED = Number(args.batches);
@@ -163,7 +166,15 @@ auth:
   mode: token
   edges: [{ id: ${EDGE.id}, tokenSha256: ${createHash('sha256').update(EDGE.token).digest('hex')} }]
 metrics: { process: false }
-`,
+${
+  args['no-rules']
+    ? `alerts:
+  rulesFiles: []
+  rules:
+    - { id: bench-fire-alarm, kind: event, category: fire, severity: critical, types: [fire_alarm] }
+`
+    : ''
+}`,
   );
   const profDir = join(dir, 'profile');
   mkdirSync(profDir);
