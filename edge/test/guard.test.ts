@@ -1,11 +1,9 @@
 // Guarding the edge: MQTT over TLS, the connection rate limit, the clock-skew policy, duplicate readings.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { allReadings, metricValue, startFakeCloud, startTestEdge, waitFor, type FakeCloud, type TestEdge } from './helpers.ts';
+import { allReadings, makeTestPki, metricValue, startFakeCloud, startTestEdge, waitFor, type FakeCloud, type TestEdge } from './helpers.ts';
 
 let cloud: FakeCloud | undefined;
 let te: TestEdge | undefined;
@@ -17,15 +15,9 @@ afterEach(async () => {
 });
 
 // A CA and a server certificate for 127.0.0.1, made with the openssl CLI (Debian ships it).
-const pki = mkdtempSync(join(tmpdir(), 'citysense-mqtt-tls-'));
+let pki = '';
 beforeAll(() => {
-  const env = { ...process.env };
-  delete env.OPENSSL_CONF;
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, env, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=citysense-test-ca');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'edge.key', '-out', 'edge.csr', '-subj', '/CN=127.0.0.1');
-  writeFileSync(join(pki, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  ssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'edge.crt', '-days', '2', '-extfile', 'san.ext');
+  pki = makeTestPki('citysense-mqtt-tls-');
 }, 30_000);
 
 describe('MQTT over TLS', () => {

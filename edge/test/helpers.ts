@@ -2,7 +2,8 @@
 // ephemeral ports with captured logs, MQTT clients, metric reads, and waitFor with a deadline.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -157,4 +158,20 @@ export async function metricValue(registry: Registry, name: string, labels: Reco
 
 export function allReadings(batches: readonly Batch[]) {
   return batches.flatMap((b) => b.readings);
+}
+
+/**
+ * A throwaway CA and a server certificate for 127.0.0.1 (ca.crt, edge.crt, edge.key in the returned
+ * folder), made with the openssl CLI (Debian ships it). Slow-ish: call it from beforeAll.
+ */
+export function makeTestPki(prefix: string): string {
+  const pki = mkdtempSync(join(tmpdir(), prefix));
+  const env = { ...process.env };
+  delete env.OPENSSL_CONF;
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, env, stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=citysense-test-ca');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'edge.key', '-out', 'edge.csr', '-subj', '/CN=127.0.0.1');
+  writeFileSync(join(pki, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  ssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'edge.crt', '-days', '2', '-extfile', 'san.ext');
+  return pki;
 }

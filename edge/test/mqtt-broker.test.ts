@@ -1,10 +1,8 @@
 // The MQTT input's socket handling on its own (no queue, no uplink): the packet size guard sits on the
 // socket itself, and the PUBACKs one group commit releases leave in one socket write, never before it.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import pino from 'pino';
@@ -13,7 +11,7 @@ import { authorizeTopic, deviceTopics } from '../src/inputs/mqtt-broker/auth.ts'
 import { startMqttBroker, type MqttBroker, type MqttBrokerOptions } from '../src/inputs/mqtt-broker/server.ts';
 import { createEdgeMetrics, type EdgeMetrics } from '../src/metrics.ts';
 import type { Device, DeviceRegistry } from '../src/registry/registry.ts';
-import { metricValue, waitFor } from './helpers.ts';
+import { makeTestPki, metricValue, waitFor } from './helpers.ts';
 
 const secret = 'dev-1-secret-value';
 const device = { id: 'dev-1', family: 'env', district: 'd', tags: {}, secretSha256: createHash('sha256').update(secret).digest() } as unknown as Device;
@@ -49,15 +47,9 @@ async function start(onMessage: MqttBrokerOptions['onMessage'], over: Partial<Mq
   return broker;
 }
 
-const pki = mkdtempSync(join(tmpdir(), 'citysense-mqtt-broker-'));
+let pki = '';
 beforeAll(() => {
-  const env = { ...process.env };
-  delete env.OPENSSL_CONF;
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, env, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=citysense-test-ca');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'edge.key', '-out', 'edge.csr', '-subj', '/CN=127.0.0.1');
-  writeFileSync(join(pki, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  ssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'edge.crt', '-days', '2', '-extfile', 'san.ext');
+  pki = makeTestPki('citysense-mqtt-broker-');
 }, 30_000);
 
 /** Resolves when the client's connection closes; rejects after `ms`. */

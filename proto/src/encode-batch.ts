@@ -87,6 +87,27 @@ function varint64(lo: number, hi: number): void {
   buf[pos++] = lo;
 }
 
+// The two 32-bit halves of a 64-bit two's complement number (module state: no object per value).
+let bitsLo = 0;
+let bitsHi = 0;
+/** As protobufjs's LongBits.fromNumber: magnitude split in halves, negated over 64 bits when negative. */
+function longBits(value: number): void {
+  const sign = value < 0;
+  if (sign) value = -value;
+  let lo = value >>> 0;
+  let hi = ((value - lo) / 4294967296) >>> 0;
+  if (sign) {
+    hi = ~hi >>> 0;
+    lo = ~lo >>> 0;
+    if (++lo > 4294967295) {
+      lo = 0;
+      if (++hi > 4294967295) hi = 0;
+    }
+  }
+  bitsLo = lo;
+  bitsHi = hi;
+}
+
 /** uint64 / int64 from a JS number, as protobufjs's LongBits.fromNumber (negatives: 10 bytes). */
 function int64(value: number): void {
   ensure(10);
@@ -98,19 +119,8 @@ function int64(value: number): void {
     buf[pos++] = 0;
     return;
   }
-  const sign = value < 0;
-  if (sign) value = -value;
-  let lo = value >>> 0;
-  let hi = ((value - lo) / 4294967296) >>> 0;
-  if (sign) {
-    hi = ~hi >>> 0;
-    lo = ~lo >>> 0;
-    if (++lo > 4294967295) {
-      lo = 0;
-      if (++hi > 4294967295) hi = 0;
-    }
-  }
-  varint64(lo, hi);
+  longBits(value);
+  varint64(bitsLo, bitsHi);
 }
 
 /** sint64 (zigzag) from a JS number, as protobufjs's LongBits.fromNumber(v).zzEncode(). */
@@ -120,18 +130,9 @@ function sint64(value: number): void {
     varint32(((value << 1) ^ (value >> 31)) >>> 0);
     return;
   }
-  const sign = value < 0;
-  if (sign) value = -value;
-  let lo = value >>> 0;
-  let hi = ((value - lo) / 4294967296) >>> 0;
-  if (sign) {
-    hi = ~hi >>> 0;
-    lo = ~lo >>> 0;
-    if (++lo > 4294967295) {
-      lo = 0;
-      if (++hi > 4294967295) hi = 0;
-    }
-  }
+  longBits(value);
+  const lo = bitsLo;
+  const hi = bitsHi;
   const mask = hi >> 31;
   varint64(((lo << 1) ^ mask) >>> 0, (((hi << 1) | (lo >>> 31)) ^ mask) >>> 0);
 }
