@@ -94,6 +94,69 @@ describe('lines', () => {
   });
 });
 
+describe('fast paths and escaping paths give the same text', () => {
+  it('escapes keys that need it and leaves the rest as they are, ASCII or not, call after call', () => {
+    for (let round = 0; round < 2; round++) {
+      expect(escapeKey('a b')).toBe('a\\ b');
+      expect(escapeKey('a,b')).toBe('a\\,b');
+      expect(escapeKey('a=b')).toBe('a\\=b');
+      expect(escapeKey(' ')).toBe('\\ ');
+      expect(escapeKey('中文 区域')).toBe('中文\\ 区域');
+      expect(escapeKey('😀,=')).toBe('😀\\,\\=');
+      expect(escapeKey('中文-区域_1.2')).toBe('中文-区域_1.2');
+      expect(escapeKey('tab\there"\\')).toBe('tab\there"\\');
+      expect(escapeKey('')).toBe('');
+    }
+  });
+
+  it('quotes strings with and without quotes and backslashes, unicode included', () => {
+    expect(quoteString('中文')).toBe('"中文"');
+    expect(quoteString('中 "x" \\')).toBe('"中 \\"x\\" \\\\"');
+    expect(quoteString('😀"')).toBe('"😀\\""');
+    expect(quoteString('')).toBe('""');
+  });
+
+  it('escapes field keys in reading lines, first field and the others, each time they come', () => {
+    const p = new SeriesPrefixes();
+    for (let round = 0; round < 2; round++) {
+      expect(readingLine(reading({ 'a b': 1, 'c,d': 'x', 'e=f': false, plain: 2 }), p)).toBe(
+        'environment,device_id=dev-1 a\\ b=1,c\\,d="x",e\\=f=false,plain=2 1700000000123',
+      );
+      expect(readingLine(reading({ plain: 2, 'a b': 1 }), p)).toBe('environment,device_id=dev-1 plain=2,a\\ b=1 1700000000123');
+    }
+  });
+
+  it('writes string fields and quality with quotes, backslashes and unicode escaped as quoteString does', () => {
+    const line = readingLine(reading({ note: '中 "x" \\', n: 1 }, { site: '站 7,a=b' }, { quality: 'q"\\' }), new SeriesPrefixes());
+    expect(line).toBe('environment,device_id=dev-1,site=站\\ 7\\,a\\=b note="中 \\"x\\" \\\\",n=1,quality="q\\"\\\\" 1700000000123');
+    expect(readingLine(reading({}, {}, { quality: 'N' }), new SeriesPrefixes())).toBe('environment,device_id=dev-1 quality="N" 1700000000123');
+  });
+
+  it('keeps each device its own prefix when devices and tags objects alternate', () => {
+    const p = new SeriesPrefixes();
+    const a = { district: 'a b' };
+    const b = { district: 'b,c' };
+    const line = (deviceId: string, tags: Record<string, string>, family: Reading['family'] = 'environment') =>
+      readingLine(reading({ v: 1 }, tags, { deviceId, family }), p).split(' v=')[0];
+    expect(line('d1', a)).toBe('environment,device_id=d1,district=a\\ b');
+    expect(line('d1', a)).toBe('environment,device_id=d1,district=a\\ b');
+    expect(line('d2', b)).toBe('environment,device_id=d2,district=b\\,c');
+    expect(line('d1', a)).toBe('environment,device_id=d1,district=a\\ b');
+    expect(line('d1', b)).toBe('environment,device_id=d1,district=b\\,c');
+    expect(line('d1', b, 'fire')).toBe('fire,device_id=d1,district=b\\,c');
+    expect(line('d 3', { district: '' })).toBe('environment,device_id=d\\ 3');
+  });
+
+  it('writes every finite number as String() does', () => {
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (x) => {
+        expect(readingLine(reading({ v: x }), new SeriesPrefixes())).toBe(`environment,device_id=dev-1 v=${String(x)} 1700000000123`);
+      }),
+    );
+    expect(readingLine(reading({ v: -0, w: 1e21, x: 5e-7, y: 61 }), new SeriesPrefixes())).toBe('environment,device_id=dev-1 v=0,w=1e+21,x=5e-7,y=61 1700000000123');
+  });
+});
+
 describe('hostile strings round-trip through the real influxd', () => {
   let influx: TestInflux;
   let writer: InfluxWriter;

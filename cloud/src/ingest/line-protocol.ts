@@ -19,9 +19,25 @@ export const ATTR_FIELD_PREFIX = 'attr_';
 const MEASUREMENT_SPECIAL = /[, ]/g;
 const HAS_MEASUREMENT_SPECIAL = /[, ]/;
 const KEY_SPECIAL = /[,= ]/g;
-const HAS_KEY_SPECIAL = /[,= ]/;
 const STRING_SPECIAL = /["\\]/g;
-const HAS_STRING_SPECIAL = /["\\]/;
+
+/** True when s holds a comma, an equals sign or a space (one charCode scan, no regex call). */
+function hasKeySpecial(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x20 || c === 0x2c || c === 0x3d) return true;
+  }
+  return false;
+}
+
+/** True when s holds a double quote or a backslash. */
+function hasStringSpecial(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x22 || c === 0x5c) return true;
+  }
+  return false;
+}
 
 export function escapeMeasurement(name: string): string {
   return HAS_MEASUREMENT_SPECIAL.test(name) ? name.replace(MEASUREMENT_SPECIAL, '\\$&') : name;
@@ -29,12 +45,12 @@ export function escapeMeasurement(name: string): string {
 
 /** Tag keys, tag values and field keys. */
 export function escapeKey(s: string): string {
-  return HAS_KEY_SPECIAL.test(s) ? s.replace(KEY_SPECIAL, '\\$&') : s;
+  return hasKeySpecial(s) ? s.replace(KEY_SPECIAL, '\\$&') : s;
 }
 
 /** A string field value, quotes included. */
 export function quoteString(s: string): string {
-  return HAS_STRING_SPECIAL.test(s) ? `"${s.replace(STRING_SPECIAL, '\\$&')}"` : `"${s}"`;
+  return hasStringSpecial(s) ? `"${s.replace(STRING_SPECIAL, '\\$&')}"` : `"${s}"`;
 }
 
 /**
@@ -46,6 +62,34 @@ export function formatFieldValue(v: MetricValue): string {
   if (typeof v === 'number') return String(v);
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   return quoteString(v);
+}
+
+/**
+ * Metric names repeat in every reading, so each one's escaped `name=` (first field, after the space)
+ * and `,name=` (the others) is made once. Bounded: past MAX_FIELD_KEYS distinct names it starts over.
+ */
+const MAX_FIELD_KEYS = 4096;
+const firstFieldKeys = new Map<string, string>();
+const nextFieldKeys = new Map<string, string>();
+
+function firstFieldKey(name: string): string {
+  let k = firstFieldKeys.get(name);
+  if (k === undefined) {
+    if (firstFieldKeys.size >= MAX_FIELD_KEYS) firstFieldKeys.clear();
+    k = `${escapeKey(name)}=`;
+    firstFieldKeys.set(name, k);
+  }
+  return k;
+}
+
+function nextFieldKey(name: string): string {
+  let k = nextFieldKeys.get(name);
+  if (k === undefined) {
+    if (nextFieldKeys.size >= MAX_FIELD_KEYS) nextFieldKeys.clear();
+    k = `,${escapeKey(name)}=`;
+    nextFieldKeys.set(name, k);
+  }
+  return k;
 }
 
 /** `,k=v` pairs for tags, sorted by key (InfluxDB's canonical order); empty values are left out. */
@@ -69,26 +113,45 @@ interface PrefixEntry {
 /** Per-batch cache of `measurement,tags ` for each device. */
 export class SeriesPrefixes {
   private readonly byDevice = new Map<string, PrefixEntry>();
+  // The last device asked for: readings of one device come one after another (codec.ts series).
+  private lastId: string | undefined;
+  private last: PrefixEntry | undefined;
 
   forReading(r: Reading): string {
-    const hit = this.byDevice.get(r.deviceId);
+    const last = this.last;
+    if (last !== undefined && this.lastId === r.deviceId && last.tags === r.tags && last.family === r.family) return last.prefix;
+    let hit = this.byDevice.get(r.deviceId);
     // The decoder hands every reading of a device the same tags object, so identity is the cheap test.
-    if (hit && hit.tags === r.tags && hit.family === r.family) return hit.prefix;
-    const tags: Record<string, string> = { ...r.tags, device_id: r.deviceId };
-    const prefix = `${escapeMeasurement(r.family)}${tagSet(tags)} `;
-    this.byDevice.set(r.deviceId, { tags: r.tags, family: r.family, prefix });
-    return prefix;
+    if (!hit || hit.tags !== r.tags || hit.family !== r.family) {
+      const tags: Record<string, string> = { ...r.tags, device_id: r.deviceId };
+      hit = { tags: r.tags, family: r.family, prefix: `${escapeMeasurement(r.family)}${tagSet(tags)} ` };
+      this.byDevice.set(r.deviceId, hit);
+    }
+    this.lastId = r.deviceId;
+    this.last = hit;
+    return hit.prefix;
   }
 }
 
 /** One line for a reading: fields are its metrics plus `quality`; time is the reading's own, in ms. */
 export function readingLine(r: Reading, prefixes: SeriesPrefixes): string {
-  let fields = '';
-  for (const name in r.values) {
-    fields += `${fields ? ',' : ''}${escapeKey(name)}=${formatFieldValue(r.values[name]!)}`;
+  let line = prefixes.forReading(r);
+  let first = true;
+  const values = r.values;
+  for (const name in values) {
+    line += first ? firstFieldKey(name) : nextFieldKey(name);
+    first = false;
+    const v = values[name]!;
+    // `+=` of a number is String(v): the same text formatFieldValue gives, without the call.
+    if (typeof v === 'number') line += v;
+    else if (typeof v === 'boolean') line += v ? 'true' : 'false';
+    else line += quoteString(v);
   }
-  if (r.quality) fields += `${fields ? ',' : ''}quality=${quoteString(r.quality)}`;
-  return `${prefixes.forReading(r)}${fields} ${Math.trunc(r.ts)}`;
+  if (r.quality) {
+    line += first ? 'quality=' : ',quality=';
+    line += quoteString(r.quality);
+  }
+  return `${line} ${Math.trunc(r.ts)}`;
 }
 
 /** attrs keys made safe as field-key suffixes; the full attrs also travel as JSON in `attrs`. */
