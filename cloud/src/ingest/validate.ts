@@ -57,6 +57,62 @@ function tagProblem(tags: Record<string, string> | undefined): string | undefine
   return undefined;
 }
 
+/**
+ * Metric names repeat in every reading: the verdict of NAME and the reserved names is kept per distinct
+ * name. Bounded: past MAX_NAME_VERDICTS distinct names it starts over.
+ */
+const MAX_NAME_VERDICTS = 4096;
+const nameVerdicts = new Map<string, boolean>();
+
+function usableFieldName(name: string): boolean {
+  let ok = nameVerdicts.get(name);
+  if (ok === undefined) {
+    ok = NAME.test(name) && !RESERVED_FIELDS.has(name) && name !== 'device_id';
+    if (nameVerdicts.size >= MAX_NAME_VERDICTS) nameVerdicts.clear();
+    nameVerdicts.set(name, ok);
+  }
+  return ok;
+}
+
+/**
+ * Per-batch memo of device id and tag checks. Devices share one tags object per batch (codec.ts), so
+ * tags are checked once per object; a device's readings come one after another, so the last device id
+ * is remembered, and the others in a Map.
+ */
+class TagCheck {
+  private readonly byTags = new Map<object, string | undefined>();
+  private readonly byId = new Map<string, string | undefined>();
+  private lastId: string | undefined;
+  private lastIdErr: string | undefined;
+  private lastTags: object | undefined;
+  private lastTagsErr: string | undefined;
+
+  problem(deviceId: string, tags: Record<string, string> | undefined): string | undefined {
+    let idErr: string | undefined;
+    if (deviceId === this.lastId) idErr = this.lastIdErr;
+    else {
+      if (this.byId.has(deviceId)) idErr = this.byId.get(deviceId);
+      else {
+        idErr = deviceIdProblem(deviceId);
+        this.byId.set(deviceId, idErr);
+      }
+      this.lastId = deviceId;
+      this.lastIdErr = idErr;
+    }
+    if (idErr || !tags) return idErr;
+    if (tags === this.lastTags) return this.lastTagsErr;
+    let p: string | undefined;
+    if (this.byTags.has(tags)) p = this.byTags.get(tags);
+    else {
+      p = tagProblem(tags);
+      this.byTags.set(tags, p);
+    }
+    this.lastTags = tags;
+    this.lastTagsErr = p;
+    return p;
+  }
+}
+
 export class BatchValidator {
   constructor(
     private readonly limits: ValidationLimits,
@@ -66,31 +122,31 @@ export class BatchValidator {
   validate(batch: Batch): ValidatedBatch {
     const now = this.now();
     const out: ValidatedBatch = { readings: [], events: [], rejections: [] };
-    // Devices share one tags object per batch (codec.ts), so each is checked once.
-    const tagCheck = new Map<object, string | undefined>();
-    const checkTags = (deviceId: string, tags: Record<string, string> | undefined) => {
-      const idErr = deviceIdProblem(deviceId);
-      if (idErr || !tags) return idErr;
-      if (tagCheck.has(tags)) return tagCheck.get(tags);
-      const p = tagProblem(tags);
-      tagCheck.set(tags, p);
-      return p;
-    };
-
-    batch.readings.forEach((reading, index) => {
-      const tagErr = checkTags(reading.deviceId, reading.tags);
-      if (tagErr) return out.rejections.push(rejection('reading', index, 'READING_BAD_TAG', `device ${JSON.stringify(reading.deviceId.slice(0, 140))}: ${tagErr}`));
+    const tagCheck = new TagCheck();
+    const readings = batch.readings;
+    for (let index = 0; index < readings.length; index++) {
+      const reading = readings[index]!;
+      const tagErr = tagCheck.problem(reading.deviceId, reading.tags);
+      if (tagErr) {
+        out.rejections.push(rejection('reading', index, 'READING_BAD_TAG', `device ${JSON.stringify(reading.deviceId.slice(0, 140))}: ${tagErr}`));
+        continue;
+      }
       const problem = this.readingProblem(reading, now);
-      if (problem) return out.rejections.push(rejection('reading', index, problem[0], problem[1]));
-      out.readings.push({ index, reading });
-    });
-    batch.events.forEach((event, index) => {
-      const tagErr = checkTags(event.deviceId, event.tags);
-      if (tagErr) return out.rejections.push(rejection('event', index, 'EVENT_BAD_TAG', `device ${JSON.stringify(event.deviceId.slice(0, 140))}: ${tagErr}`));
+      if (problem) out.rejections.push(rejection('reading', index, problem[0], problem[1]));
+      else out.readings.push({ index, reading });
+    }
+    const events = batch.events;
+    for (let index = 0; index < events.length; index++) {
+      const event = events[index]!;
+      const tagErr = tagCheck.problem(event.deviceId, event.tags);
+      if (tagErr) {
+        out.rejections.push(rejection('event', index, 'EVENT_BAD_TAG', `device ${JSON.stringify(event.deviceId.slice(0, 140))}: ${tagErr}`));
+        continue;
+      }
       const problem = this.eventProblem(event, now);
-      if (problem) return out.rejections.push(rejection('event', index, problem[0], problem[1]));
-      out.events.push({ index, event });
-    });
+      if (problem) out.rejections.push(rejection('event', index, problem[0], problem[1]));
+      else out.events.push({ index, event });
+    }
     return out;
   }
 
@@ -102,28 +158,32 @@ export class BatchValidator {
   }
 
   private readingProblem(r: Reading, now: number): [RejectionReason, string] | undefined {
-    const where = `device ${r.deviceId}`;
+    const tags = r.tags;
+    const values = r.values;
     let count = 0;
-    for (const name in r.values) {
+    for (const name in values) {
       count++;
-      if (!NAME.test(name) || RESERVED_FIELDS.has(name) || name === 'device_id' || (r.tags && name in r.tags)) {
-        return ['READING_BAD_METRIC_NAME', `${where}: metric name ${JSON.stringify(name.slice(0, 140))} is not usable as an InfluxDB field`];
+      if (!usableFieldName(name) || (tags !== undefined && name in tags)) {
+        return ['READING_BAD_METRIC_NAME', `device ${r.deviceId}: metric name ${JSON.stringify(name.slice(0, 140))} is not usable as an InfluxDB field`];
       }
-      const v = r.values[name]!;
+      const v = values[name]!;
       if (typeof v === 'number') {
-        if (!Number.isFinite(v)) return ['READING_NOT_FINITE', `${where}: metric ${name} is ${v}`];
+        if (!Number.isFinite(v)) return ['READING_NOT_FINITE', `device ${r.deviceId}: metric ${name} is ${v}`];
       } else if (typeof v === 'string') {
         if (Buffer.byteLength(v) > this.limits.maxStringBytes) {
-          return ['READING_VALUE_TOO_LONG', `${where}: metric ${name} is longer than ${this.limits.maxStringBytes} bytes`];
+          return ['READING_VALUE_TOO_LONG', `device ${r.deviceId}: metric ${name} is longer than ${this.limits.maxStringBytes} bytes`];
         }
       }
     }
-    if (count === 0) return ['READING_NO_VALUES', `${where}: the reading has no metrics`];
+    if (count === 0) return ['READING_NO_VALUES', `device ${r.deviceId}: the reading has no metrics`];
     if (r.quality !== undefined && Buffer.byteLength(r.quality) > this.limits.maxStringBytes) {
-      return ['READING_VALUE_TOO_LONG', `${where}: the quality flag is longer than ${this.limits.maxStringBytes} bytes`];
+      return ['READING_VALUE_TOO_LONG', `device ${r.deviceId}: the quality flag is longer than ${this.limits.maxStringBytes} bytes`];
     }
-    const tsErr = this.timestampProblem(r.ts, now);
-    if (tsErr) return ['READING_BAD_TIMESTAMP', `${where}: ${tsErr}`];
+    const ts = r.ts;
+    // The common case (a whole ms inside the window) without building anything.
+    if (Number.isSafeInteger(ts) && ts >= this.limits.minTimestampMs && ts <= now + this.limits.maxFutureSkewMs) return undefined;
+    const tsErr = this.timestampProblem(ts, now);
+    if (tsErr) return ['READING_BAD_TIMESTAMP', `device ${r.deviceId}: ${tsErr}`];
     return undefined;
   }
 
