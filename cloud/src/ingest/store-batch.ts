@@ -42,13 +42,15 @@ export function countStored(metrics: CloudMetrics, t: StoreTally): void {
   if (t.extraUnattributed > 0) metrics.readingsRejected.inc({ reason: 'INFLUX_REJECTED' }, t.extraUnattributed);
 }
 
-function pointRefs(v: ValidatedBatch, lines: readonly string[]): PointRef[] {
+/** The lines of a refused write, for partial-write.ts: `body` split at the offsets where each line ends. */
+function pointRefs(v: ValidatedBatch, body: string, ends: readonly number[]): PointRef[] {
   const refs: PointRef[] = [];
+  const lineAt = (i: number) => body.slice(i === 0 ? 0 : ends[i - 1]! + 1, ends[i]!);
   v.readings.forEach(({ index, reading }, i) =>
     refs.push({
       kind: 'reading',
       index,
-      line: lines[i]!,
+      line: lineAt(i),
       measurement: reading.family,
       fieldTypes() {
         const t: Record<string, InfluxFieldType> = {};
@@ -63,7 +65,7 @@ function pointRefs(v: ValidatedBatch, lines: readonly string[]): PointRef[] {
     refs.push({
       kind: 'event',
       index,
-      line: lines[offset + i]!,
+      line: lineAt(offset + i),
       measurement: EVENTS_MEASUREMENT,
       fieldTypes() {
         // Every field of an event line is a string.
@@ -85,14 +87,27 @@ export async function storeBatch(batch: Batch, v: ValidatedBatch, deps: StoreDep
   let influxMessage: string | undefined;
 
   if (total > 0) {
+    // The body is built as one string (line i ends at ends[i]); lines are cut out of it only when
+    // InfluxDB refuses some and partial-write.ts needs them.
     const prefixes = new SeriesPrefixes();
-    const lines: string[] = new Array(total);
+    const ends: number[] = new Array(total);
+    let body = '';
     let n = 0;
-    for (const { reading } of v.readings) lines[n++] = readingLine(reading, prefixes);
-    for (const { event } of v.events) lines[n++] = eventLine(event);
+    const readings = v.readings;
+    for (let i = 0; i < readings.length; i++) {
+      if (n > 0) body += '\n';
+      body += readingLine(readings[i]!.reading, prefixes);
+      ends[n++] = body.length;
+    }
+    const events = v.events;
+    for (let i = 0; i < events.length; i++) {
+      if (n > 0) body += '\n';
+      body += eventLine(events[i]!.event);
+      ends[n++] = body.length;
+    }
 
     const endTimer = metrics.influxWriteSeconds.startTimer();
-    const outcome = await deps.writer.write(lines.join('\n'));
+    const outcome = await deps.writer.write(body);
     endTimer({ outcome: outcome.kind });
     if (outcome.kind === 'unavailable') {
       metrics.influxUp.set(0);
@@ -101,7 +116,7 @@ export async function storeBatch(batch: Batch, v: ValidatedBatch, deps: StoreDep
     metrics.influxUp.set(1);
     if (outcome.kind === 'refused') {
       influxMessage = outcome.message;
-      const a = attributeRefusal(outcome.message, pointRefs(v, lines));
+      const a = attributeRefusal(outcome.message, pointRefs(v, body, ends));
       refusedByInflux = a.rejections;
       unattributed = a.unattributed;
     }
@@ -121,12 +136,26 @@ export async function storeBatch(batch: Batch, v: ValidatedBatch, deps: StoreDep
     });
   }
 
-  // Counted per label first: one inc per family instead of one per reading.
+  // Counted per label first: one inc per family instead of one per reading, and one Map update per run
+  // of readings of the same family rather than per reading. Without refusals the validated arrays are
+  // what was stored, as they are.
   const readingsByFamily = new Map<string, number>();
-  const storedReadings = v.readings.filter(({ index }) => !refusedReadings.has(index));
-  for (const { reading } of storedReadings) readingsByFamily.set(reading.family, (readingsByFamily.get(reading.family) ?? 0) + 1);
+  const storedReadings = refusedReadings.size === 0 ? v.readings : v.readings.filter(({ index }) => !refusedReadings.has(index));
+  let runFamily: string | undefined;
+  let run = 0;
+  for (let i = 0; i < storedReadings.length; i++) {
+    const family = storedReadings[i]!.reading.family;
+    if (family === runFamily) {
+      run++;
+      continue;
+    }
+    if (runFamily !== undefined) readingsByFamily.set(runFamily, (readingsByFamily.get(runFamily) ?? 0) + run);
+    runFamily = family;
+    run = 1;
+  }
+  if (runFamily !== undefined) readingsByFamily.set(runFamily, (readingsByFamily.get(runFamily) ?? 0) + run);
   const eventsByType = new Map<string, number>();
-  const storedEvents = v.events.filter(({ index }) => !refusedEvents.has(index));
+  const storedEvents = refusedEvents.size === 0 ? v.events : v.events.filter(({ index }) => !refusedEvents.has(index));
   for (const { event } of storedEvents) {
     const type = metrics.eventTypeLabel(event.type);
     eventsByType.set(type, (eventsByType.get(type) ?? 0) + 1);
