@@ -138,6 +138,15 @@ function withTags(device: Record<string, string>, own: Record<string, string> | 
   return any ? { ...device, ...own } : device;
 }
 
+/**
+ * A decoded reading's values: nothing inherited (a metric named `__proto__` or `toString` is an own
+ * property like any other, a missing one is undefined), yet in V8's fast mode. `Object.create(null)`
+ * objects are dictionaries: every for…in over them (validation, line protocol, continuity, alerts)
+ * builds a fresh key list; objects made by a constructor share hidden classes and their enum cache.
+ */
+const Values = function Values() {} as unknown as { new (): Record<string, MetricValue> };
+Values.prototype = Object.create(null) as Record<string, MetricValue>;
+
 /** Decodes and structurally checks a batch. Throws ProtoDecodeError with a stable code. */
 export function decodeBatch(buf: Uint8Array): Batch {
   let w: WireBatch;
@@ -167,7 +176,7 @@ export function decodeBatch(buf: Uint8Array): Batch {
   const base = w.baseTsMs;
   const readings: Reading[] = w.readings.map((r, i) => {
     const d = device(r.device, `reading #${i}`);
-    const values: Record<string, MetricValue> = Object.create(null); // a metric named __proto__ must not vanish
+    const values = new Values();
     for (const v of r.values) values[keyName(v.key, `reading #${i}`)] = wireToValue(v);
     const out: Reading = { deviceId: d.id, family: families[r.device]!, ts: base + r.tsOffsetMs, values, tags: withTags(d.tags, r.tags) };
     if (r.quality) out.quality = r.quality;
@@ -186,7 +195,7 @@ export function decodeBatch(buf: Uint8Array): Batch {
     let seq = 0;
     for (let i = 0; i < n; i++) {
       ts += s.tsDeltas[i]!;
-      const values: Record<string, MetricValue> = Object.create(null); // a metric named __proto__ must not vanish
+      const values = new Values();
       for (const c of cols) values[c.name] = c.vals[i]!;
       const out: Reading = { deviceId: d.id, family: families[s.device]!, ts, values, tags };
       if (s.quality[i]) out.quality = s.quality[i]!;

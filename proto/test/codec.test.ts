@@ -21,6 +21,22 @@ const reading: fc.Arbitrary<Reading> = fc.record({
 });
 
 describe('batch codec', () => {
+  it("decodes values with nothing inherited: __proto__ and toString are metrics like any other", () => {
+    const own = JSON.parse('{"__proto__": 3, "toString": 1, "pm25": 2}') as Reading['values'];
+    for (const copies of [1, 2]) {
+      const readings: Reading[] = [
+        ...Array.from({ length: copies }, (_, i) => ({ deviceId: 'p', family: 'nbiot' as const, ts: 5 + i, values: own })),
+        { deviceId: 'q', family: 'nbiot', ts: 9, values: { pm25: 1 } },
+      ];
+      const back = decodeBatch(encodeBatch({ edgeId: 'e', seq: 1, createdMs: 1, readings, events: [] }));
+      const p = back.readings.find((r) => r.deviceId === 'p')!.values;
+      const q = back.readings.find((r) => r.deviceId === 'q')!.values;
+      expect(Object.keys(p).sort()).toEqual(['__proto__', 'pm25', 'toString']);
+      expect([Object.hasOwn(p, '__proto__'), p['__proto__'], p.toString]).toEqual([true, 3, 1]);
+      expect([q.toString, q.constructor, 'hasOwnProperty' in q, q['__proto__']]).toEqual([undefined, undefined, false, undefined]);
+    }
+  });
+
   it('round-trips numbers exactly, whether they travel as decimals or doubles', () => {
     const values = { a: 35.2, b: 61, c: -0.001, d: Math.PI, e: 1e300, f: -7, g: 2147483647, h: 2147483648.5, i: -0, j: 2 ** 53, k: Number.NaN, l: -Infinity };
     for (const copies of [1, 3]) {
