@@ -3,6 +3,7 @@
 // packet ([MQTT-2.2]: type byte + 1-4 byte Remaining Length) of every chunk the socket receives and
 // cuts the connection as soon as a declared length is over the limit.
 import type { Socket } from 'node:net';
+import type { FastPath } from './fast-path.ts';
 
 /** Tracks MQTT packet boundaries across chunks; returns the first declared packet size over max, else 0. */
 export class FrameMeter {
@@ -13,6 +14,11 @@ export class FrameMeter {
   private remaining = 0;
 
   constructor(private readonly max: number) {}
+
+  /** Everything fed so far ends on a packet boundary. */
+  get atBoundary(): boolean {
+    return this.state === 'type';
+  }
 
   feed(chunk: Buffer): number {
     let i = 0;
@@ -51,9 +57,15 @@ export class FrameMeter {
  * layer in between, so mqtt-packet's cork/uncork around each packet reaches net.Socket's writev and
  * all PUBACKs written in one tick leave in one syscall.
  */
-export function guardSocket<S extends Socket>(socket: S, maxPacketBytes: number, onTooLarge: (declaredBytes: number) => void): S {
+export function guardSocket<S extends Socket>(
+  socket: S,
+  maxPacketBytes: number,
+  onTooLarge: (declaredBytes: number) => void,
+  fast?: FastPath,
+): S {
   const meter = new FrameMeter(maxPacketBytes);
   const push = socket.push;
+  const pushOn = (b: Buffer) => push.call(socket, b) as boolean;
   // net.Socket hands each read to push() (the stream's public producer side); overriding it on this one
   // instance sees every chunk before it is buffered. auth.test.ts ('limits') fails if that stops holding.
   socket.push = function guardedPush(this: S, chunk: unknown, encoding?: BufferEncoding): boolean {
@@ -64,6 +76,8 @@ export function guardSocket<S extends Socket>(socket: S, maxPacketBytes: number,
         this.destroy();
         return false;
       }
+      // After the size check, so a packet the fast path holds back is never over the limit.
+      if (fast) return fast.onChunk(chunk as Buffer, meter.atBoundary, pushOn);
     }
     return push.call(this, chunk, encoding);
   };

@@ -3,7 +3,8 @@
 // and before publishing (lib/handlers/publish.js), so awaiting the sink there means PUBACK leaves only
 // once the sink holds the message, and aedes stops reading the socket until the hook answers
 // (lib/client.js nextBatch) — backpressure all the way to the device, and no mqemitter backlog to crawl
-// on (see /work/shared/anchors.md).
+// on (see /work/shared/anchors.md). The common case — a device's QoS 0/1 PUBLISH to its own topics —
+// skips aedes altogether (fast-path.ts) with the same guarantees; this hook handles everything else.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import type { EdgeMetrics } from '../../metrics.ts';
 import type { RateLimitedWarn } from '../../log.ts';
 import { CONNECT_REFUSE, PUBLISH_REFUSE, authenticateDevice, authorizeTopic, deviceTopics, maySubscribe, type DeviceTopics, type TopicKind } from './auth.ts';
 import { guardSocket } from './frame-guard.ts';
+import { FastPath, type FastSession } from './fast-path.ts';
 
 /** Resolves once the message is safe in the pipeline; rejecting means "do not acknowledge". */
 export type MessageHandler = (device: Device, kind: TopicKind, payload: Buffer, receivedAt: number) => Promise<void>;
@@ -34,6 +36,8 @@ export interface MqttBrokerOptions {
   metrics: EdgeMetrics;
   log: Logger;
   warn: RateLimitedWarn;
+  /** Fast-path messages awaiting onMessage per connection before its socket stops being read (64). */
+  fastPathWindow?: number | undefined;
 }
 
 export interface MqttBroker {
@@ -56,12 +60,16 @@ type Markable = { [CONSUMED]?: true };
 
 export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker> {
   // The device a connection logged in as (fixed for the connection), with its topics prebuilt.
-  const sessions = new WeakMap<Client, { device: Device; topics: DeviceTopics }>();
+  const sessions = new WeakMap<Client, { device: Device; topics: DeviceTopics; fast: FastSession | undefined }>();
 
   const authenticate: AedesOptions['authenticate'] = (client, username, password, done) => {
     const r = authenticateDevice(o.registry, username, password);
     if (r.ok) {
-      sessions.set(client, { device: r.device, topics: deviceTopics(r.device.id) });
+      const topics = deviceTopics(r.device.id);
+      // Topics aedes' handlePublish would refuse (wildcards in the id) stay on its path.
+      const plain = !/[#+]/.test(r.device.id) && topics.telemetry.split('/').length <= (broker as unknown as { maxTopicLevels: number }).maxTopicLevels;
+      const fast = plain ? { device: r.device, telemetry: Buffer.from(topics.telemetry), events: Buffer.from(topics.events) } : undefined;
+      sessions.set(client, { device: r.device, topics, fast });
       return done(null, true);
     }
     o.metrics.connectRefused.inc({ reason: r.reason });
@@ -143,6 +151,8 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
     tokens -= 1;
     return true;
   };
+  const fastSession = (client: unknown) => sessions.get(client as Client)?.fast;
+  const fastWindow = o.fastPathWindow ?? 64;
   const onSocket = (socket: Socket) => {
     if (!admit()) {
       o.metrics.connectRefused.inc({ reason: CONNECT_REFUSE.rateLimited });
@@ -151,10 +161,11 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
       return;
     }
     socket.setNoDelay(true);
+    const fast = new FastPath(socket, fastWindow, fastSession, o.onMessage);
     const conn = guardSocket(socket, o.maxPacketBytes, (declared) => {
       o.metrics.publishRefused.inc({ reason: PUBLISH_REFUSE.packetTooLarge });
       o.warn('packet_too_large', { declaredBytes: declared, max: o.maxPacketBytes, remote: socket.remoteAddress }, 'MQTT packet over mqtt.maxPacketBytes, connection closed');
-    });
+    }, fast);
     broker.handle(conn);
   };
   const listen = async (server: Server, port: number, host: string): Promise<number> => {
