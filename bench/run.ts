@@ -665,11 +665,15 @@ async function stepConnections(stack: Stack, nb: BenchDevice[]): Promise<void> {
     measured.push([connected, maxRss]);
     if (n === wanted && connected >= n * 0.995) results[`edge_rss_mib_${wanted / 1000}k_conns`] = round(maxRss, 1);
     else if (measured.length >= 2) {
-      // Not measurable here: extrapolate linearly from the last two measured points, and say so.
+      // Not measurable here: extrapolate linearly, and say so. The slope between the two measured points
+      // can come out near zero (the heap had room already, the GC moved): take the steeper of that and
+      // the slope from the idle baseline, so the figure errs high.
       const [[c1, r1], [c2, r2]] = measured.slice(-2) as [[number, number], [number, number]];
-      const slope = c2 > c1 ? (r2 - r1) / (c2 - c1) : NaN;
+      const between = c2 > c1 ? (r2 - r1) / (c2 - c1) : 0;
+      const fromIdle = c2 > 0 ? (r2 - baseRss) / c2 : 0;
+      const slope = Math.max(between, fromIdle);
       results[`edge_rss_mib_${wanted / 1000}k_conns_extrapolated`] = round(r2 + slope * (wanted - c2), 0);
-      (details.connections as Record<string, unknown>).extrapolation = `from ${c1} → ${c2} connections (${round(slope * 1024, 1)} KiB per connection), linear to ${wanted}`;
+      (details.connections as Record<string, unknown>).extrapolation = `${round(slope * 1024, 1)} KiB per connection (the steeper of ${c1} → ${c2} connections: ${round(between * 1024, 1)}, and idle → ${c2}: ${round(fromIdle * 1024, 1)}), linear to ${wanted}`;
     }
     (details.connections as Record<string, unknown>)[`${wanted}`] = {
       target: n, connected: gen.last?.connected, rss_mib_end: round(rss, 1), rss_mib_max: round(maxRss, 1), edge_cores_while_holding: round(m.cpuS.edge! / m.wallS, 3), connect_s: round((connectedAt - (deadline - 120_000)) / 1000, 1) };
