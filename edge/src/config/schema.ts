@@ -77,6 +77,8 @@ export const edgeConfigSchema = z
          * (their PUBACK comes later). Keeps uplink, timers and alarms served under a flood. Events are never held.
          */
         messagesPerTurn: positiveInt.default(64),
+        /** Messages of one connection awaiting durability (no PUBACK yet) before its socket stops being read. */
+        maxInflightPerConnection: positiveInt.max(65_535).default(64),
         tls: z
           .strictObject({
             host: z.string().default('0.0.0.0'),
