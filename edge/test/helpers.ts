@@ -12,6 +12,8 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Registry } from 'prom-client';
 import { decodeBatch, encodeAck, type Batch } from '@citysense/proto';
 import { startEdge, type Edge, type EdgeConfigInput } from '../src/index.ts';
+import type { MqttBrokerOptions } from '../src/inputs/mqtt-broker/server.ts';
+import pino from 'pino';
 
 export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -174,4 +176,21 @@ export function makeTestPki(prefix: string): string {
   writeFileSync(join(pki, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
   ssl('x509', '-req', '-in', 'edge.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'edge.crt', '-days', '2', '-extfile', 'san.ext');
   return pki;
+}
+
+/** Options for a broker under test on a free loopback port: small limits, silent logs; `over` wins. */
+export function testBrokerOptions(base: Pick<MqttBrokerOptions, 'registry' | 'onMessage' | 'metrics'>, over: Partial<MqttBrokerOptions> = {}): MqttBrokerOptions {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    maxConnections: 10,
+    maxPacketBytes: 1024,
+    connectTimeoutMs: 5000,
+    maxConnectsPerSecond: 100,
+    connectBurst: 100,
+    log: pino({ level: 'silent' }),
+    warn: () => undefined,
+    ...base,
+    ...over,
+  };
 }

@@ -5,13 +5,12 @@ import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import pino from 'pino';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { authorizeTopic, deviceTopics } from '../src/inputs/mqtt-broker/auth.ts';
 import { startMqttBroker, type MqttBroker, type MqttBrokerOptions } from '../src/inputs/mqtt-broker/server.ts';
 import { createEdgeMetrics, type EdgeMetrics } from '../src/metrics.ts';
 import type { Device, DeviceRegistry } from '../src/registry/registry.ts';
-import { makeTestPki, metricValue, waitFor } from './helpers.ts';
+import { makeTestPki, metricValue, waitFor, testBrokerOptions } from './helpers.ts';
 
 const secret = 'dev-1-secret-value';
 const device = { id: 'dev-1', family: 'env', district: 'd', tags: {}, secretSha256: createHash('sha256').update(secret).digest() } as unknown as Device;
@@ -29,21 +28,7 @@ afterEach(async () => {
 
 async function start(onMessage: MqttBrokerOptions['onMessage'], over: Partial<MqttBrokerOptions> = {}): Promise<MqttBroker> {
   metrics = createEdgeMetrics();
-  broker = await startMqttBroker({
-    host: '127.0.0.1',
-    port: 0,
-    maxConnections: 10,
-    maxPacketBytes: 1024,
-    connectTimeoutMs: 5000,
-    maxConnectsPerSecond: 100,
-    connectBurst: 100,
-    registry,
-    onMessage,
-    metrics,
-    log: pino({ level: 'silent' }),
-    warn: () => undefined,
-    ...over,
-  });
+  broker = await startMqttBroker(testBrokerOptions({ registry, onMessage, metrics }, over));
   return broker;
 }
 

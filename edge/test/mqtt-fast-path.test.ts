@@ -4,13 +4,12 @@
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import mqtt from 'mqtt';
-import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FastPath } from '../src/inputs/mqtt-broker/fast-path.ts';
 import { startMqttBroker, type MqttBroker, type MqttBrokerOptions } from '../src/inputs/mqtt-broker/server.ts';
 import { createEdgeMetrics, type EdgeMetrics } from '../src/metrics.ts';
 import type { Device, DeviceRegistry } from '../src/registry/registry.ts';
-import { metricValue, waitFor } from './helpers.ts';
+import { metricValue, waitFor, testBrokerOptions } from './helpers.ts';
 
 const secret = 'dev-1-secret-value';
 const device = { id: 'dev-1', family: 'env', district: 'd', tags: {}, secretSha256: createHash('sha256').update(secret).digest() } as unknown as Device;
@@ -31,21 +30,7 @@ afterEach(async () => {
 
 async function start(onMessage: MqttBrokerOptions['onMessage'], over: Partial<MqttBrokerOptions> = {}): Promise<MqttBroker> {
   metrics = createEdgeMetrics();
-  broker = await startMqttBroker({
-    host: '127.0.0.1',
-    port: 0,
-    maxConnections: 10,
-    maxPacketBytes: 4096,
-    connectTimeoutMs: 5000,
-    maxConnectsPerSecond: 100,
-    connectBurst: 100,
-    registry,
-    onMessage,
-    metrics,
-    log: pino({ level: 'silent' }),
-    warn: () => undefined,
-    ...over,
-  });
+  broker = await startMqttBroker(testBrokerOptions({ registry, onMessage, metrics }, { maxPacketBytes: 4096, ...over }));
   return broker;
 }
 
