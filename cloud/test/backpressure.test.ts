@@ -134,8 +134,14 @@ describe('backpressure', () => {
       events: [{ deviceId: 'bp-fire', family: 'fire', ts: T0 + seq, type: 'fire_alarm', attrs: { zone: '3' }, priority: 'alarm', id: `bp-alarm-${seq}`, tags: { district: 'jinshui' } }],
     };
     const alarm = app.inject({ method: 'POST', url: '/v1/batches', payload: protobuf(alarmBatch), headers: { ...batchHeaders(EDGE_A.token), 'x-citysense-lane': 'alarm' } });
-    await waitFor('the alarm batch written while telemetry waits', () => influx.held.length === 2 && app.ingest.gate.writing === 2 && app.ingest.gate.waiting === 1);
-    influx.held.pop()!.writeHead(204).end();
+    await waitFor('the alarm batch written while telemetry waits', () => influx.held.length >= 2 && app.ingest.gate.writing === 2 && app.ingest.gate.waiting === 1);
+    // Answer every write but the first telemetry one (the alarm's, and the alert engine's own record).
+    let answered = false;
+    void alarm.then(() => (answered = true));
+    await waitFor('the alarm answered while the first telemetry write is still held', () => {
+      while (influx.held.length > 1) influx.held.pop()!.writeHead(204).end();
+      return answered;
+    });
     const res = await alarm;
     expect(res.statusCode, res.body).toBe(200);
     expect(decodeAck(res.rawPayload)).toMatchObject({ seq: alarmBatch.seq, duplicate: false });
@@ -144,6 +150,40 @@ describe('backpressure', () => {
     influx.release();
     expect((await Promise.all(telemetry)).map((r) => r.statusCode)).toEqual([200, 200]);
     expect(app.ingest.gate.admitted).toBe(0);
+  });
+
+  it('alarms first: an alarm-lane batch is alerted before its InfluxDB write; a failed write is retried as a duplicate, alerted once', async () => {
+    const influx = await standIn({ hold: true });
+    cleanup.push(() => influx.close());
+    const app = await makeApp(influx.url, { influx: { retryAfterSeconds: 7, timeoutMs: 120_000 } });
+    const alarmBatch: Batch = {
+      edgeId: EDGE_A.id,
+      seq: ++seq,
+      createdMs: T0,
+      lane: 'alarm',
+      readings: [],
+      events: [{ deviceId: 'af-panel', family: 'fire', ts: Date.now(), type: 'fire_alarm', attrs: { zone: 'B1' }, priority: 'alarm', id: `af-${seq}`, tags: { district: 'jinshui' } }],
+    };
+    const send = () => app.inject({ method: 'POST', url: '/v1/batches', payload: protobuf(alarmBatch), headers: { ...batchHeaders(EDGE_A.token), 'x-citysense-lane': 'alarm' } });
+    const fireAlerts = () => app.alerts.list({ limit: 10, categories: ['fire'] }).filter((a) => a.device_id === 'af-panel');
+    let answered = false;
+    const first = send();
+    void first.then(() => (answered = true));
+    // The alert exists while InfluxDB still holds the batch's write.
+    await waitFor('the alert raised while the write is held', () => fireAlerts().length === 1 && influx.held.length >= 1);
+    expect(answered).toBe(false);
+    // InfluxDB fails the write (and its immediate retries): 503, the edge keeps the batch.
+    await waitFor('the upload answered after InfluxDB failed', () => {
+      for (const res of influx.held.splice(0)) res.writeHead(500).end('{"error":"engine: shard busy"}');
+      return answered;
+    });
+    expect((await first).statusCode).toBe(503);
+    // The edge sends it again: written, answered as a duplicate, not alerted twice.
+    influx.release();
+    const again = await send();
+    expect(again.statusCode, again.body).toBe(200);
+    expect(decodeAck(again.rawPayload)).toMatchObject({ seq: alarmBatch.seq, duplicate: true });
+    expect(fireAlerts()).toHaveLength(1);
   });
 
   it('with no queue (maxQueuedBatches 0) a second upload is refused while one is written', async () => {

@@ -4,6 +4,8 @@
 //   → commit(): one store transaction: mark (edge, seq); for a first-time batch also continuity,
 //     drop reports and the onBatchStored listeners (the alert engine) — all durable together, or none
 //   → metrics (first-time batches only) → Ack (duplicate: true for a replay).
+// An alarm-lane batch goes the other way round (routes/ingest/batches.ts): commit() first, so its alert
+// does not wait for InfluxDB, then the write; a failed write is answered 503 and the resend is a replay.
 // If the transaction fails the batch is not acknowledged (500): the edge sends it again, the write is
 // repeated (idempotent) and the mark taken then.
 import type { Batch, DeviceEvent, Reading } from '@citysense/proto';

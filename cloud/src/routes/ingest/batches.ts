@@ -12,7 +12,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { CloudConfig } from '../../config/schema.ts';
 import { CloudError } from '../../errors.ts';
 import { inflateGzip } from '../../ingest/inflate.ts';
-import { storeBatch } from '../../ingest/store-batch.ts';
+import { countStored, storeBatch, type StoreResult } from '../../ingest/store-batch.ts';
 import { BatchValidator } from '../../ingest/validate.ts';
 import type { RateLimitedWarnings } from '../../log.ts';
 import { edgeAuthPlugin } from '../../plugins/edge-auth.ts';
@@ -95,16 +95,35 @@ export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app
     for (const r of validated.rejections) {
       opts.warnings.warn(r.code, { edge: req.edgeId, seq: batch.seq, kind: r.kind, index: r.index }, r.message);
     }
+    // Alarms first: for an alarm-lane batch the seq mark, continuity and the alert engine's evaluation
+    // commit BEFORE the InfluxDB write, so a fire alarm reaches its targets without waiting behind
+    // InfluxDB (busy with telemetry backlogs, or down). If the write then fails the edge gets 503 and
+    // sends the batch again: the replay is written and answered as a duplicate, never alerted twice.
+    // Telemetry keeps the order write → commit (alerts on what InfluxDB stored).
+    const alarmFirst = batch.lane === 'alarm';
+    let duplicate = false;
+    if (alarmFirst) {
+      const ahead: StoreResult = {
+        ack: { seq: batch.seq, accepted: validated.readings.length + validated.events.length, rejected: validated.rejections.length, rejections: validated.rejections, duplicate: false },
+        tally: { readingsByFamily: new Map(), eventsByType: new Map(), rejections: [], extraUnattributed: 0 },
+        stored: validated,
+      };
+      duplicate = app.ingest.commit(req.edgeId, batch, ahead).duplicate;
+    }
     // A replay is written again too: it overwrites its own points, and repairs a write InfluxDB stored
     // only in part before it failed.
     let result;
     try {
-      result = await app.ingest.gate.withWriteSlot(() => storeBatch(batch, validated, { writer: app.influx.writer, metrics: app.metrics }), batch.lane === 'alarm');
+      result = await app.ingest.gate.withWriteSlot(() => storeBatch(batch, validated, { writer: app.influx.writer, metrics: app.metrics }), alarmFirst);
     } catch (err) {
       if (err instanceof CloudError && err.code === 'INGEST_BUSY') app.metrics.ingestBusy.inc({ stage: 'write_slot' });
       throw err;
     }
-    const { duplicate } = app.ingest.commit(req.edgeId, batch, result);
+    // The written/rejected counters of an alarm batch are counted here, after its write; when that write
+    // failed, its replay is a duplicate and is not counted (the points are in InfluxDB all the same).
+    if (alarmFirst) {
+      if (!duplicate) countStored(app.metrics, result.tally);
+    } else duplicate = app.ingest.commit(req.edgeId, batch, result).duplicate;
     const { ack, influxMessage } = result;
     ack.duplicate = duplicate;
     if (influxMessage !== undefined && !duplicate) {
