@@ -28,7 +28,7 @@ interface Chunk {
   spans: Span[];
   state: ChunkState;
   /** Items admitted but not yet written as a part frame (emitParts() writes them, once per loop turn). */
-  unwritten?: { readings: Reading[]; events: DeviceEvent[]; at: number; ts: number } | undefined;
+  unwritten?: { readings: Reading[]; events: DeviceEvent[]; at: number } | undefined;
   /**
    * Every item of the chunk, as stamped, while it fits the cache: the batch is then built from memory
    * instead of read back and decoded. Undefined once any of its items was not cached (or after replay).
@@ -225,17 +225,11 @@ export class QueueEngine implements DurableQueue {
       this.count(f, pr, pe);
       let u = f.unwritten;
       if (!u) {
-        f.unwritten = u = { readings: [], events: [], at, ts: Infinity };
+        f.unwritten = u = { readings: [], events: [], at };
         this.unwritten.add(f);
       }
-      for (const r of pr) {
-        u.readings.push(r);
-        if (r.ts < u.ts) u.ts = r.ts;
-      }
-      for (const e of pe) {
-        u.events.push(e);
-        if (e.ts < u.ts) u.ts = e.ts;
-      }
+      for (const r of pr) u.readings.push(r);
+      for (const e of pe) u.events.push(e);
       ri += rTake;
       ei += eTake;
       if (f.readings + f.events >= this.o.maxBatchItems) this.seal();
