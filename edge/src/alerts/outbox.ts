@@ -6,10 +6,11 @@
 //   {"op":"done","k":…,"outcome":"delivered"|"dead"|"superseded","at":ms}
 //
 // At open the file is read (a torn last line, from a crash mid-append, is skipped) and rewritten without
-// finished entries older than retainMs (write to a temporary file, fsync, rename, fsync the folder).
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+// finished entries older than retainMs (writeFileAtomic: temporary file, fsync, rename, fsync the folder).
+import { mkdirSync, readFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { writeFileAtomic } from '../atomic-file.ts';
 
 export type EntryStatus = 'pending' | 'delivered' | 'dead' | 'superseded';
 
@@ -103,25 +104,7 @@ export class LocalOutbox {
       out.push(JSON.stringify({ op: 'notify', k: e.k, source: e.source, target: e.target, rule: e.rule, key: e.key, body: e.body, at: e.at } satisfies Line));
       if (e.status !== 'pending') out.push(JSON.stringify({ op: 'done', k: e.k, outcome: e.status, at: e.doneAt ?? e.at } satisfies Line));
     }
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w');
-    try {
-      if (out.length) writeSync(fd, out.join('\n') + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
-    try {
-      const dfd = openSync(dirname(this.file), 'r');
-      try {
-        fsyncSync(dfd);
-      } finally {
-        closeSync(dfd);
-      }
-    } catch {
-      // Some filesystems do not fsync folders; the rename is still atomic.
-    }
+    writeFileAtomic(this.file, out.length ? out.join('\n') + '\n' : '');
     this.lines = out.length;
   }
 

@@ -11,10 +11,10 @@
 // the cache always holds a registry this edge accepted, and a restart never starts from one it refuses.
 // A refused or failed fetch keeps the registry in force; failures are counted (status()) and logged at a
 // bounded rate (the first at once, then one line per warnIntervalMs with the count).
-import { mkdirSync, openSync, closeSync, fsyncSync, readFileSync, renameSync, writeFileSync, rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
+import { writeFileAtomic } from '../atomic-file.ts';
 import { formatIssues } from '../config/issues.ts';
 import { registryFileSchema, type DeviceEntry } from '../config/schema.ts';
 
@@ -94,36 +94,6 @@ function validate(devices: unknown, what: string): DeviceEntry[] {
   const r = registryFileSchema.safeParse({ devices });
   if (!r.success) throw new SyncError('invalid', `${what}: ${formatIssues(r.error.issues, { name: what }).slice(0, 5).join('; ')}`);
   return r.data.devices;
-}
-
-/** temp file + fsync + rename + fsync of the folder: the cache is the old one or the new one, whole. */
-export function writeFileAtomic(file: string, text: string): void {
-  const dir = dirname(file);
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeFileSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  try {
-    const dfd = openSync(dir, 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // Some platforms cannot fsync a folder; the rename is still atomic.
-  }
 }
 
 export async function startRegistrySync(opts: RegistrySyncOptions): Promise<RegistrySync> {
