@@ -9,7 +9,7 @@ import type { QueueStats } from './queue/index.ts';
  * bytes) per class, oldest queued age, drained (acked) totals, drops by class/reason and by device,
  * torn records, disk bytes, accepts waiting or refused.
  */
-export function registerQueueMetrics(registry: Registry, stats: () => QueueStats | undefined, now: () => number = Date.now): void {
+export function registerQueueMetrics(registry: Registry, stats: () => QueueStats): void {
   const r = [registry];
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: QueueStats) => void) =>
     new Gauge({
@@ -18,10 +18,8 @@ export function registerQueueMetrics(registry: Registry, stats: () => QueueStats
       labelNames,
       registers: r,
       collect() {
-        const s = stats();
-        if (!s) return;
         this.reset();
-        fill(this, s);
+        fill(this, stats());
       },
     });
   gauge('citysense_edge_queue_items', 'Readings and events queued on disk (not yet acknowledged by the cloud), by class and kind', ['class', 'kind'], (g, s) => {
@@ -34,7 +32,7 @@ export function registerQueueMetrics(registry: Registry, stats: () => QueueStats
     g.set({ class: 'telemetry' }, s.telemetry.bytes);
     g.set({ class: 'alarm' }, s.alarm.bytes);
   });
-  gauge('citysense_edge_queue_oldest_age_seconds', 'Age of the oldest item not yet acknowledged (0 when empty)', [], (g, s) => g.set(s.oldestAcceptedMs === null ? 0 : (now() - s.oldestAcceptedMs) / 1000));
+  gauge('citysense_edge_queue_oldest_age_seconds', 'Age of the oldest item not yet acknowledged (0 when empty)', [], (g, s) => g.set(s.oldestAcceptedMs === null ? 0 : (Date.now() - s.oldestAcceptedMs) / 1000));
   gauge('citysense_edge_queue_batches', 'Batches sealed and waiting (by lane) or handed out and not yet acknowledged (lane="open")', ['lane'], (g, s) => {
     g.set({ lane: 'telemetry' }, s.batchesQueued.telemetry);
     g.set({ lane: 'alarm' }, s.batchesQueued.alarm);
