@@ -265,7 +265,7 @@ describe('keepalive and backpressure', () => {
 
   it('stops reading a connection whose window is full, and resumes as it drains', async () => {
     const pending: (() => void)[] = [];
-    const b = await start(() => new Promise<void>((resolve) => pending.push(resolve)), { fastPathWindow: 4 });
+    const b = await start(() => new Promise<void>((resolve) => pending.push(resolve)), { maxInflightPerConnection: 4 });
     const c = await client(b);
     const acked = pubacks(c);
     const n = 400;

@@ -112,7 +112,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   const budget = new TurnBudget(c.mqtt.messagesPerTurn);
   const onMessage: typeof ingest.mqtt = (device, kind, payload, receivedAt) =>
     kind === 'events' ? ingest.mqtt(device, kind, payload, receivedAt) : budget.run(() => ingest.mqtt(device, kind, payload, receivedAt));
-  const mqtt = await startMqttBroker({ ...c.mqtt, fastPathWindow: c.mqtt.maxInflightPerConnection, registry, onMessage, metrics, log, warn });
+  const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage, metrics, log, warn });
   let opcua = await startOpcua(c, registry, ingest, metrics.registry, log, warn);
   let opcuaKey = opcuaBindingsKey(registry);
   // With registry.cloud the devices come from the cloud's registry (cached on disk, so the edge starts and

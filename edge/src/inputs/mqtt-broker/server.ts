@@ -37,7 +37,7 @@ export interface MqttBrokerOptions {
   log: Logger;
   warn: RateLimitedWarn;
   /** Fast-path messages awaiting onMessage per connection before its socket stops being read (64). */
-  fastPathWindow?: number | undefined;
+  maxInflightPerConnection?: number | undefined;
 }
 
 export interface MqttBroker {
@@ -152,7 +152,7 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
     return true;
   };
   const fastSession = (client: unknown) => sessions.get(client as Client)?.fast;
-  const fastWindow = o.fastPathWindow ?? 64;
+  const fastWindow = o.maxInflightPerConnection ?? 64;
   const onSocket = (socket: Socket) => {
     if (!admit()) {
       o.metrics.connectRefused.inc({ reason: CONNECT_REFUSE.rateLimited });
