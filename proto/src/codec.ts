@@ -11,9 +11,7 @@ import {
   type Ack,
   type Batch,
   type DeviceEvent,
-  type Family,
   type MetricValue,
-  type Priority,
   type Reading,
 } from './types.ts';
 
@@ -29,7 +27,7 @@ const AckType = root.lookupType('citysense.v1.Ack');
 
 const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
-interface WireValue {
+export interface WireValue {
   key: number;
   f64?: number;
   dec?: number;
@@ -38,7 +36,7 @@ interface WireValue {
   text?: string;
 }
 
-interface WireColumn {
+export interface WireColumn {
   key: number;
   scale?: number;
   decDeltas?: number[];
@@ -47,7 +45,7 @@ interface WireColumn {
   text?: string[];
 }
 
-interface WireSeries {
+export interface WireSeries {
   device: number;
   tags?: Record<string, string>;
   tsDeltas: number[];

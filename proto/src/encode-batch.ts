@@ -26,7 +26,7 @@ const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 const EMPTY_TAGS: Record<string, string> = {};
 
 /** Smallest number of decimal digits that represents `v` exactly, or -1 (then it travels as a double). */
-export function decimalScale(v: number): number {
+function decimalScale(v: number): number {
   if (!Number.isFinite(v) || Object.is(v, -0)) return -1;
   for (let scale = 0; scale < POW10.length; scale++) {
     const p = POW10[scale]!;
@@ -38,7 +38,7 @@ export function decimalScale(v: number): number {
 }
 
 /** The mantissa of `v` at `scale`, or undefined when that is not exact. */
-export function mantissa(v: number, scale: number): number | undefined {
+function mantissa(v: number, scale: number): number | undefined {
   const p = POW10[scale]!;
   const m = Math.round(v * p);
   return Number.isSafeInteger(m) && (scale === 0 ? m : m / p) === v ? m : undefined;

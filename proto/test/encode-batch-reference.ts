@@ -3,6 +3,7 @@
 // compare the hand-written encoder's bytes and cost with it. Keep it as it is: it is the reference.
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import type { WireColumn, WireSeries, WireValue } from '../src/codec.ts';
 import type { Batch, Family, MetricValue, Priority, Reading } from '../src/types.ts';
 
 // As in codec.ts: 64-bit fields as plain numbers.
@@ -15,33 +16,6 @@ const BatchType = protobuf.loadSync(PROTO_PATH).lookupType('citysense.v1.Batch')
 const FAMILY_CODE: Record<Family, number> = { environment: 1, elevator: 2, fire: 3, nbiot: 4 };
 const PRIORITY_CODE: Record<Priority, number> = { routine: 1, warning: 2, alarm: 3 };
 const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
-
-interface WireValue {
-  key: number;
-  f64?: number;
-  dec?: number;
-  scale?: number;
-  flag?: boolean;
-  text?: string;
-}
-
-interface WireColumn {
-  key: number;
-  scale?: number;
-  decDeltas?: number[];
-  f64?: number[];
-  flag?: boolean[];
-  text?: string[];
-}
-
-interface WireSeries {
-  device: number;
-  tags?: Record<string, string>;
-  tsDeltas: number[];
-  columns: WireColumn[];
-  quality?: string[];
-  deviceSeqDeltas?: number[];
-}
 
 /** Smallest number of decimal digits that represents `v` exactly, or -1 (then it travels as a double). */
 function decimalScale(v: number): number {
