@@ -138,8 +138,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
           opcuaKey = key;
           // OPC-UA subscriptions follow the registry: re-made when its OPC-UA devices change.
           applying = applying.then(async () => {
-            await sync?.stop();
-        await opcua?.close();
+            await opcua?.close();
             opcua = await startOpcua(c, registry, ingest, metrics.registry, log, warn).catch((err: Error) => {
               log.error({ err }, 'OPC-UA input not started for the new registry');
               return undefined;
