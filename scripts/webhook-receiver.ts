@@ -1,9 +1,10 @@
 // The demo's stand-in for the fire, emergency, elevator-rescue and environment systems: it receives the
 // cloud's webhooks, checks each signature as docs/receiving-webhooks.md tells a real receiver to, answers
-// 200, and reports one line per delivery. Also used by tests that look at what was delivered.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+// 200, and reports one line per delivery. The check is cloud/src/delivery/sign.ts's verifySignature, the
+// receiver's side of the contract written once. Also used by tests that look at what was delivered.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { verifySignature } from '../cloud/src/delivery/sign.ts';
 
 export const DEMO_WEBHOOK_SECRET = 'demo-webhook-secret';
 
@@ -21,15 +22,6 @@ export interface WebhookReceiver {
   close(): Promise<void>;
 }
 
-/** X-Citysense-Signature: t=<unix s>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")> (contracts.md). */
-export function verifySignature(header: string | undefined, raw: Buffer, secret: string, toleranceS = 300): boolean {
-  const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header ?? '');
-  if (!m) return false;
-  if (Math.abs(Date.now() / 1000 - Number(m[1])) > toleranceS) return false;
-  const want = createHmac('sha256', secret).update(`${m[1]}.`).update(raw).digest();
-  return timingSafeEqual(want, Buffer.from(m[2]!, 'hex'));
-}
-
 export async function startWebhookReceiver(port: number, report?: (line: string) => void, secret = DEMO_WEBHOOK_SECRET): Promise<WebhookReceiver> {
   const deliveries: Delivery[] = [];
   const server: Server = createServer((req, res) => {
@@ -37,7 +29,7 @@ export async function startWebhookReceiver(port: number, report?: (line: string)
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
-      const verified = verifySignature(req.headers['x-citysense-signature'] as string | undefined, raw, secret);
+      const verified = verifySignature(secret, raw, req.headers['x-citysense-signature'] as string | undefined, Date.now() / 1000).ok;
       let body: Record<string, unknown> = {};
       try {
         body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
