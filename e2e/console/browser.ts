@@ -6,10 +6,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 
-export const CHROMIUM = process.env.CITYSENSE_CHROMIUM ?? '/usr/bin/chromium';
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+const CHROMIUM = process.env.CITYSENSE_CHROMIUM ?? '/usr/bin/chromium';
 
 /** Makes sure Debian's chromium is there; installs it when we can (root with apt-get). */
-export function ensureChromium(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): string {
+function ensureChromium(): string {
   if (existsSync(CHROMIUM)) return CHROMIUM;
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   const apt = spawnSync('sh', ['-c', 'command -v apt-get'], { encoding: 'utf8' }).status === 0;
@@ -38,7 +40,7 @@ export function ensureChromium(log: (line: string) => void = (l) => process.stde
  * text in the screenshots rather than boxes. Debian's chromium brings no CJK font; a person's own
  * browser has one. Never fails the run.
  */
-export function ensureCjkFont(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): void {
+function ensureCjkFont(): void {
   const has = spawnSync('sh', ['-c', 'fc-list :lang=zh family | head -1'], { encoding: 'utf8' });
   if (has.status === 0 && has.stdout.trim()) return;
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
