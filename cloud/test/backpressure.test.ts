@@ -68,6 +68,20 @@ async function makeApp(url: string, extra: CloudConfigInput = {}): Promise<Fasti
 
 let seq = 0;
 const mk = (): Batch => ({ edgeId: EDGE_A.id, seq: ++seq, createdMs: T0, readings: [envReading('bp-1', T0 + seq, { pm25: seq })], events: [] });
+// One fire alarm as an alarm-lane batch (at T0 + its seq unless `ts` is given), and its upload on the alarm lane.
+const mkAlarm = (deviceId: string, zone: string, idPrefix: string, ts?: number): Batch => {
+  const s = ++seq;
+  return {
+    edgeId: EDGE_A.id,
+    seq: s,
+    createdMs: T0,
+    lane: 'alarm',
+    readings: [],
+    events: [{ deviceId, family: 'fire', ts: ts ?? T0 + s, type: 'fire_alarm', attrs: { zone }, priority: 'alarm', id: `${idPrefix}-${s}`, tags: { district: 'jinshui' } }],
+  };
+};
+const postAlarm = (app: FastifyInstance, batch: Batch) =>
+  app.inject({ method: 'POST', url: '/v1/batches', payload: protobuf(batch), headers: { ...batchHeaders(EDGE_A.token), 'x-citysense-lane': 'alarm' } });
 const post = (app: FastifyInstance, b: Batch) => app.inject({ method: 'POST', url: '/v1/batches', payload: protobuf(b), headers: batchHeaders(EDGE_A.token) });
 const metrics = async (app: FastifyInstance) => (await app.inject({ method: 'GET', url: '/metrics' })).body;
 
@@ -125,15 +139,8 @@ describe('backpressure', () => {
     await waitFor('one write held and one batch waiting', () => influx.held.length === 1 && app.ingest.gate.waiting === 1);
     expectBusy(await post(app, mk()));
     // The same kind of upload marked as the alarm lane goes in, and its write goes out at once.
-    const alarmBatch: Batch = {
-      edgeId: EDGE_A.id,
-      seq: ++seq,
-      createdMs: T0,
-      lane: 'alarm',
-      readings: [],
-      events: [{ deviceId: 'bp-fire', family: 'fire', ts: T0 + seq, type: 'fire_alarm', attrs: { zone: '3' }, priority: 'alarm', id: `bp-alarm-${seq}`, tags: { district: 'jinshui' } }],
-    };
-    const alarm = app.inject({ method: 'POST', url: '/v1/batches', payload: protobuf(alarmBatch), headers: { ...batchHeaders(EDGE_A.token), 'x-citysense-lane': 'alarm' } });
+    const alarmBatch = mkAlarm('bp-fire', '3', 'bp-alarm');
+    const alarm = postAlarm(app, alarmBatch);
     await waitFor('the alarm batch written while telemetry waits', () => influx.held.length >= 2 && app.ingest.gate.writing === 2 && app.ingest.gate.waiting === 1);
     // Answer every write but the first telemetry one (the alarm's, and the alert engine's own record).
     let answered = false;
@@ -156,15 +163,8 @@ describe('backpressure', () => {
     const influx = await standIn({ hold: true });
     cleanup.push(() => influx.close());
     const app = await makeApp(influx.url, { influx: { retryAfterSeconds: 7, timeoutMs: 120_000 } });
-    const alarmBatch: Batch = {
-      edgeId: EDGE_A.id,
-      seq: ++seq,
-      createdMs: T0,
-      lane: 'alarm',
-      readings: [],
-      events: [{ deviceId: 'af-panel', family: 'fire', ts: Date.now(), type: 'fire_alarm', attrs: { zone: 'B1' }, priority: 'alarm', id: `af-${seq}`, tags: { district: 'jinshui' } }],
-    };
-    const send = () => app.inject({ method: 'POST', url: '/v1/batches', payload: protobuf(alarmBatch), headers: { ...batchHeaders(EDGE_A.token), 'x-citysense-lane': 'alarm' } });
+    const alarmBatch = mkAlarm('af-panel', 'B1', 'af', Date.now());
+    const send = () => postAlarm(app, alarmBatch);
     const fireAlerts = () => app.alerts.list({ limit: 10, categories: ['fire'] }).filter((a) => a.device_id === 'af-panel');
     let answered = false;
     const first = send();
