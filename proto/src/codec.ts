@@ -3,7 +3,7 @@
 // turns it into the plain objects of types.ts and back, so neither side handles tables or offsets.
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { encodeBatchDirect } from './encode-batch.ts';
+import { encodeBatchDirect, POW10 } from './encode-batch.ts';
 import { ProtoDecodeError } from './errors.ts';
 import {
   FAMILIES,
@@ -24,8 +24,6 @@ const PROTO_PATH = fileURLToPath(new URL('../citysense/v1/ingest.proto', import.
 const root = protobuf.loadSync(PROTO_PATH);
 const BatchType = root.lookupType('citysense.v1.Batch');
 const AckType = root.lookupType('citysense.v1.Ack');
-
-const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
 export interface WireValue {
   key: number;

@@ -22,7 +22,8 @@ import type { Batch, DeviceEvent, Family, MetricValue, Priority, Reading } from 
 
 const FAMILY_CODE: Record<Family, number> = { environment: 1, elevator: 2, fire: 3, nbiot: 4 };
 const PRIORITY_CODE: Record<Priority, number> = { routine: 1, warning: 2, alarm: 3 };
-const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+/** 10^scale for the decimal scales the wire carries (0-9); decodeBatch refuses any other. */
+export const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 const EMPTY_TAGS: Record<string, string> = {};
 
 /** Smallest number of decimal digits that represents `v` exactly, or -1 (then it travels as a double). */
