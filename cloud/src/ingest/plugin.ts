@@ -15,7 +15,7 @@ import { IngestGate } from './backpressure.ts';
 import { Continuity, type ContinuityPlan } from './continuity.ts';
 import { SeqMarks } from './dedupe.ts';
 import { DropLedger } from './drops.ts';
-import { countStored, type StoreResult } from './store-batch.ts';
+import { countStored, type StoreResult, type StoreTally } from './store-batch.ts';
 
 export interface BatchStoredInfo {
   /** Always false: listeners are called for first-time batches only (a replay is not alerted on). */
@@ -48,8 +48,9 @@ export interface IngestService {
   gate: IngestGate;
   /** Registers a listener for first-time stored batches; returns a function that removes it. */
   onBatchStored(listener: BatchStoredListener): () => void;
-  /** Marks a batch InfluxDB stored as processed (see the top of this file). */
-  commit(edge: string, batch: Batch, result: StoreResult): CommitResult;
+  /** Marks a batch InfluxDB stored as processed (see the top of this file). Without a `tally` (an
+   * alarm-lane batch, committed before its write) the caller counts what was written itself. */
+  commit(edge: string, batch: Batch, result: Pick<StoreResult, 'ack' | 'stored'> & { tally?: StoreTally }): CommitResult;
   /** Counts deviceSeq holes that outlived ingest.gapGraceMs (also run on a timer). */
   sweepGaps(): void;
 }
@@ -124,7 +125,7 @@ export const ingestPlugin = shared<IngestPluginOptions>('citysense-ingest', asyn
       }
       continuity.commit(plan!);
       exportContinuity(plan!);
-      countStored(metrics, result.tally);
+      if (result.tally) countStored(metrics, result.tally);
       for (const d of reported) {
         metrics.edgeDropped.inc({ edge, device: metrics.deviceLabel(d.deviceId), class: d.dataClass, reason: metrics.dropReasonLabel(d.reason) }, d.count);
       }

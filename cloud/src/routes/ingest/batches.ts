@@ -12,7 +12,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { CloudConfig } from '../../config/schema.ts';
 import { CloudError } from '../../errors.ts';
 import { inflateGzip } from '../../ingest/inflate.ts';
-import { countStored, storeBatch, type StoreResult } from '../../ingest/store-batch.ts';
+import { countStored, storeBatch } from '../../ingest/store-batch.ts';
 import { BatchValidator } from '../../ingest/validate.ts';
 import type { RateLimitedWarnings } from '../../log.ts';
 import { edgeAuthPlugin } from '../../plugins/edge-auth.ts';
@@ -103,12 +103,8 @@ export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app
     const alarmFirst = batch.lane === 'alarm';
     let duplicate = false;
     if (alarmFirst) {
-      const ahead: StoreResult = {
-        ack: { seq: batch.seq, accepted: validated.readings.length + validated.events.length, rejected: validated.rejections.length, rejections: validated.rejections, duplicate: false },
-        tally: { readingsByFamily: new Map(), eventsByType: new Map(), rejections: [], extraUnattributed: 0 },
-        stored: validated,
-      };
-      duplicate = app.ingest.commit(req.edgeId, batch, ahead).duplicate;
+      const ack = { seq: batch.seq, accepted: validated.readings.length + validated.events.length, rejected: validated.rejections.length, rejections: validated.rejections, duplicate: false };
+      duplicate = app.ingest.commit(req.edgeId, batch, { ack, stored: validated }).duplicate;
     }
     // A replay is written again too: it overwrites its own points, and repairs a write InfluxDB stored
     // only in part before it failed.
