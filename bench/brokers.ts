@@ -14,10 +14,9 @@
 // (and the mosquitto child when this process exits). Loopback only.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { LoadOptions, LoadSnapshot } from '../device-sim/src/load/generator.ts';
-import { freePort, waitFor } from '../scripts/influxd.ts';
+import { freePort, portInUse, waitFor } from '../scripts/influxd.ts';
 import { LoadGen } from './lib/loadgen.ts';
 import { CpuMeter, NodeProc, ROOT, sleep } from './lib/proc.ts';
 import { ensureMosquitto, mosquittoConfig } from './peers.ts';
@@ -54,16 +53,6 @@ interface Measured {
 
 const r2 = (n: number, d = 2) => (Number.isFinite(n) ? Math.round(n * 10 ** d) / 10 ** d : NaN);
 const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d }) : 'n/a');
-
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
-}
 
 /** Drives one broker (already listening on `port`) with the e2e load and measures it. */
 async function measure(name: string, brokerPid: number, port: number, o: BrokerRefOptions): Promise<Measured> {
@@ -159,7 +148,7 @@ async function runMosquitto(o: BrokerRefOptions): Promise<{ version: string; res
   try {
     await waitFor('mosquitto to listen', async () => {
       if (child.exitCode !== null) throw new Error(`mosquitto exited with ${child.exitCode}; see logs/broker-mosquitto.log`);
-      return tcpOpen(port);
+      return portInUse(port);
     }, 10_000, 100);
     return { version, result: await measure('mosquitto', child.pid!, port, o) };
   } finally {

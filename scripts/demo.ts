@@ -3,7 +3,6 @@
 // prints where each part listens and how to publish and query; stops everything on Ctrl-C.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import prettyPino from 'pino-pretty';
@@ -13,7 +12,7 @@ import { generateDevices, registryYaml } from '@citysense/device-sim';
 import { makeOpcuaIdentity, type OpcuaIdentity } from './opcua-certs.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.ts';
 import { randomBytes } from 'node:crypto';
-import { freePort, influxdConfig, waitFor } from './influxd.ts';
+import { freePort, influxdConfig, portInUse, waitFor } from './influxd.ts';
 import { Supervisor, type Component } from './supervisor.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -67,16 +66,6 @@ const DEMO_DEVICES: Record<string, unknown>[] = [
   { id: 'demo-nb-003', family: 'nbiot', secret: 'demo-nb-003-secret', district: 'huiji', profile: 'nb-gas-detector' },
   ...[1, 2, 3, 4].map((car) => ({ id: `demo-elev-00${car}`, family: 'elevator', district: 'erqi', profile: 'elevator-opcua', opcua: { server: 'erqi-tower', vars: { car: String(car) } }, tags: { site: 'erqi-tower' } })),
 ];
-
-async function portInUse(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const sock = createConnection({ host: '127.0.0.1', port }, () => {
-      sock.destroy();
-      done(true);
-    });
-    sock.on('error', () => done(false));
-  });
-}
 
 async function httpOk(url: string): Promise<boolean> {
   const res = await fetch(url).catch(() => undefined);

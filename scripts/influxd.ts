@@ -2,7 +2,7 @@
 // ours, for the demo stack, the tests and the benchmarks. Never touches a system-wide InfluxDB.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync, createWriteStream, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 
 export interface InfluxdOptions {
@@ -37,6 +37,17 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       const port = typeof addr === 'object' && addr ? addr.port : 0;
       srv.close(() => resolve(port));
     });
+  });
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export function portInUse(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const sock = createConnection({ host: '127.0.0.1', port }, () => {
+      sock.destroy();
+      done(true);
+    });
+    sock.on('error', () => done(false));
   });
 }
 
