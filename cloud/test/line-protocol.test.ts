@@ -59,12 +59,12 @@ describe('field values', () => {
 describe('lines', () => {
   it('builds a reading line with sorted tags, device_id, fields, quality and ms time', () => {
     const line = readingLine(reading({ pm25: 35.2, door_open: true, note: 'a "b"' }, { site: 'St 7', district: 'jinshui', model: 'X=1,2' }, { quality: 'N' }), new SeriesPrefixes());
-    expect(line).toBe('environment,device_id=dev-1,district=jinshui,model=X\\=1\\,2,site=St\\ 7 pm25=35.2,door_open=true,note="a \\"b\\"",quality="N" 1700000000123');
+    expect(line).toBe('environment,device_id=dev-1,district=jinshui,model=X\\=1\\,2,site=St\\ 7 pm25=35.2,door_open=true,note="a \\"b\\"",quality="N" 1700000000123000000');
   });
 
   it('leaves empty tag values out and lets device_id win over a device_id tag', () => {
     const line = readingLine(reading({ v: 1 }, { district: '', device_id: 'spoofed' }), new SeriesPrefixes());
-    expect(line).toBe('environment,device_id=dev-1 v=1 1700000000123');
+    expect(line).toBe('environment,device_id=dev-1 v=1 1700000000123000000');
   });
 
   it('reuses the series prefix of a device only while its tags are the same object', () => {
@@ -84,12 +84,13 @@ describe('lines', () => {
       attrs: { zone: 'B2-07', 'loop no': '3 "east"' },
       priority: 'alarm',
       id: 'evt,1',
+      deviceSeq: 1_000_042,
       tags: { district: 'zhongyuan', site: 'ignored for events' },
     };
     expect(eventLine(e)).toBe(
       'events,device_id=fire\\ 1,district=zhongyuan,family=fire,type=fire_alarm ' +
         'attrs="{\\"zone\\":\\"B2-07\\",\\"loop no\\":\\"3 \\\\\\"east\\\\\\"\\"}",id="evt,1",priority="alarm",' +
-        'attr_loop_no="3 \\"east\\"",attr_zone="B2-07" 1700000000000',
+        'attr_loop_no="3 \\"east\\"",attr_zone="B2-07" 1700000000000000042',
     );
   });
 });
@@ -120,16 +121,16 @@ describe('fast paths and escaping paths give the same text', () => {
     const p = new SeriesPrefixes();
     for (let round = 0; round < 2; round++) {
       expect(readingLine(reading({ 'a b': 1, 'c,d': 'x', 'e=f': false, plain: 2 }), p)).toBe(
-        'environment,device_id=dev-1 a\\ b=1,c\\,d="x",e\\=f=false,plain=2 1700000000123',
+        'environment,device_id=dev-1 a\\ b=1,c\\,d="x",e\\=f=false,plain=2 1700000000123000000',
       );
-      expect(readingLine(reading({ plain: 2, 'a b': 1 }), p)).toBe('environment,device_id=dev-1 plain=2,a\\ b=1 1700000000123');
+      expect(readingLine(reading({ plain: 2, 'a b': 1 }), p)).toBe('environment,device_id=dev-1 plain=2,a\\ b=1 1700000000123000000');
     }
   });
 
   it('writes string fields and quality with quotes, backslashes and unicode escaped as quoteString does', () => {
     const line = readingLine(reading({ note: '中 "x" \\', n: 1 }, { site: '站 7,a=b' }, { quality: 'q"\\' }), new SeriesPrefixes());
-    expect(line).toBe('environment,device_id=dev-1,site=站\\ 7\\,a\\=b note="中 \\"x\\" \\\\",n=1,quality="q\\"\\\\" 1700000000123');
-    expect(readingLine(reading({}, {}, { quality: 'N' }), new SeriesPrefixes())).toBe('environment,device_id=dev-1 quality="N" 1700000000123');
+    expect(line).toBe('environment,device_id=dev-1,site=站\\ 7\\,a\\=b note="中 \\"x\\" \\\\",n=1,quality="q\\"\\\\" 1700000000123000000');
+    expect(readingLine(reading({}, {}, { quality: 'N' }), new SeriesPrefixes())).toBe('environment,device_id=dev-1 quality="N" 1700000000123000000');
   });
 
   it('keeps each device its own prefix when devices and tags objects alternate', () => {
@@ -150,10 +151,10 @@ describe('fast paths and escaping paths give the same text', () => {
   it('writes every finite number as String() does', () => {
     fc.assert(
       fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (x) => {
-        expect(readingLine(reading({ v: x }), new SeriesPrefixes())).toBe(`environment,device_id=dev-1 v=${String(x)} 1700000000123`);
+        expect(readingLine(reading({ v: x }), new SeriesPrefixes())).toBe(`environment,device_id=dev-1 v=${String(x)} 1700000000123000000`);
       }),
     );
-    expect(readingLine(reading({ v: -0, w: 1e21, x: 5e-7, y: 61 }), new SeriesPrefixes())).toBe('environment,device_id=dev-1 v=0,w=1e+21,x=5e-7,y=61 1700000000123');
+    expect(readingLine(reading({ v: -0, w: 1e21, x: 5e-7, y: 61 }), new SeriesPrefixes())).toBe('environment,device_id=dev-1 v=0,w=1e+21,x=5e-7,y=61 1700000000123000000');
   });
 });
 

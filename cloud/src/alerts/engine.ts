@@ -589,7 +589,7 @@ export class AlertEngine {
       for (;;) {
         const rows = this.state.unwritten(INFLUX_CHUNK);
         if (rows.length === 0) return;
-        const lines = rows.map((r) => alertChangeLine(JSON.parse(r.body) as AlertChangeBody)).join('\n');
+        const lines = rows.map((r) => alertChangeLine(JSON.parse(r.body) as AlertChangeBody, r.seq)).join('\n');
         const outcome = await this.deps.writeInflux(lines);
         if (outcome.kind === 'unavailable') {
           this.deps.metrics.influxWriteFailures.inc();

@@ -1,6 +1,6 @@
 // Alert state changes as InfluxDB points: measurement `alerts` (contracts.md), tags rule, device_id,
 // district, category, severity, state; time = the change's own time.
-import { escapeKey, quoteString } from '../ingest/line-protocol.ts';
+import { escapeKey, nsTime, quoteString, subMs } from '../ingest/line-protocol.ts';
 import type { AlertChangeBody } from './engine.ts';
 
 export const ALERTS_MEASUREMENT = 'alerts';
@@ -10,7 +10,12 @@ export const ALERTS_MEASUREMENT = 'alerts';
  * `value_text` / `threshold_text` (JSON) so one field never changes type; by, type, attrs (JSON), source_event_id
  * when present.
  */
-export function alertChangeLine(c: AlertChangeBody): string {
+/**
+ * `seq` is the change's own number (alert_changes.seq): its last six digits are the ns inside the
+ * change's millisecond, so two changes with the same tags in one ms (one rule firing for two zones of a
+ * panel) are two points, and a change written again after a failed write lands on itself.
+ */
+export function alertChangeLine(c: AlertChangeBody, seq: number): string {
   const tags: [string, string][] = [
     ['category', c.category],
     ['device_id', c.device_id],
@@ -33,5 +38,5 @@ export function alertChangeLine(c: AlertChangeBody): string {
   if (c.type) fields.push(`type=${quoteString(c.type)}`);
   if (c.attrs) fields.push(`attrs=${quoteString(JSON.stringify(c.attrs))}`);
   if (c.source_event_id) fields.push(`source_event_id=${quoteString(c.source_event_id)}`);
-  return `${line} ${fields.join(',')} ${Math.trunc(c.ts)}`;
+  return `${line} ${fields.join(',')} ${nsTime(c.ts, subMs(seq))}`;
 }

@@ -12,6 +12,34 @@
 import type { DeviceEvent, MetricValue, Reading } from '@citysense/proto';
 
 export const EVENTS_MEASUREMENT = 'events';
+/** The write precision of every point citysense writes (write.ts puts it in the /write URL). */
+export const WRITE_PRECISION = 'ns';
+
+/**
+ * A point's time in nanoseconds, as text: the millisecond `ms` (the reading's or event's own time) plus
+ * `sub` nanoseconds (0 ≤ sub < 1,000,000) inside that millisecond. Text, because ms × 10⁶ is past 2^53.
+ * Readings use sub 0; events and alert changes use a sub derived from a sequence so two of them in one
+ * millisecond with the same tags stay two points (docs/decisions.md 15).
+ */
+export function nsTime(ms: number, sub = 0): string {
+  const s = String(sub);
+  return `${Math.trunc(ms)}${'000000'.slice(s.length)}${s}`;
+}
+
+/** Nanoseconds inside a millisecond: a sequence's last six digits (distinct for a million in a row). */
+export function subMs(seq: number): number {
+  return Math.abs(Math.trunc(seq)) % 1_000_000;
+}
+
+/** FNV-1a of a string, for an event without a deviceSeq: its id picks its place inside the millisecond. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
 /** Prefix of the one-string-field-per-attr copy of an event's attrs (e.g. attr_zone). */
 export const ATTR_FIELD_PREFIX = 'attr_';
 
@@ -133,7 +161,12 @@ export class SeriesPrefixes {
   }
 }
 
-/** One line for a reading: fields are its metrics plus `quality`; time is the reading's own, in ms. */
+/**
+ * One line for a reading: fields are its metrics plus `quality`; time is the reading's own ms (in ns, no
+ * offset). A reading's point key is (family, tags, ms) on purpose: a reading sent twice (an MQTT retry, a
+ * batch redelivered) overwrites itself, and two sources reporting one device in the same ms merge their
+ * metrics into one row (docs/decisions.md 15).
+ */
 export function readingLine(r: Reading, prefixes: SeriesPrefixes): string {
   let line = prefixes.forReading(r);
   let first = true;
@@ -151,7 +184,7 @@ export function readingLine(r: Reading, prefixes: SeriesPrefixes): string {
     line += first ? 'quality=' : ',quality=';
     line += quoteString(r.quality);
   }
-  return `${line} ${Math.trunc(r.ts)}`;
+  return `${line} ${Math.trunc(r.ts)}000000`;
 }
 
 /** attrs keys made safe as field-key suffixes; the full attrs also travel as JSON in `attrs`. */
@@ -159,7 +192,12 @@ export function attrFieldKey(key: string): string {
   return ATTR_FIELD_PREFIX + key.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 128);
 }
 
-/** One line in `events`: tags device_id, district, family, type; fields id, priority, attrs, attr_*. */
+/**
+ * One line in `events`: tags device_id, district, family, type; fields id, priority, attrs, attr_*.
+ * The time is the event's ms plus its deviceSeq's last six digits in ns (the id's hash when the edge did
+ * not stamp one): two events of one device and type in the same millisecond are two points, and a batch
+ * sent again writes each event onto itself.
+ */
 export function eventLine(e: DeviceEvent): string {
   const tags: Record<string, string> = {
     device_id: e.deviceId,
@@ -177,5 +215,10 @@ export function eventLine(e: DeviceEvent): string {
     seen.add(field);
     fields += `,${escapeKey(field)}=${quoteString(e.attrs[k]!)}`;
   }
-  return `${EVENTS_MEASUREMENT}${tagSet(tags)} ${fields} ${Math.trunc(e.ts)}`;
+  return `${EVENTS_MEASUREMENT}${tagSet(tags)} ${fields} ${nsTime(e.ts, eventSubMs(e))}`;
+}
+
+/** Where an event sits inside its millisecond (ns): see eventLine. */
+export function eventSubMs(e: DeviceEvent): number {
+  return e.deviceSeq ? subMs(e.deviceSeq) : fnv1a(e.id) % 1_000_000;
 }

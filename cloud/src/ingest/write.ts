@@ -2,6 +2,7 @@
 // of it. Only the v1 HTTP API is used, so InfluxDB 1.8 and the v1 compatibility API of 2.x/3.x both work.
 import http from 'node:http';
 import https from 'node:https';
+import { WRITE_PRECISION } from './line-protocol.ts';
 
 export interface InfluxWriterOptions {
   url: string;
@@ -42,7 +43,8 @@ export class InfluxWriter {
     const base = new URL(opts.url.endsWith('/') ? opts.url : `${opts.url}/`);
     this.writeUrl = new URL('write', base);
     this.writeUrl.searchParams.set('db', opts.database);
-    this.writeUrl.searchParams.set('precision', 'ms');
+    // Nanoseconds: events and alert changes sit at an offset inside their millisecond (line-protocol.ts).
+    this.writeUrl.searchParams.set('precision', WRITE_PRECISION);
     const secure = base.protocol === 'https:';
     const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets };
     this.agent = secure ? new https.Agent(agentOpts) : new http.Agent(agentOpts);
