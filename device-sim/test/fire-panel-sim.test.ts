@@ -138,3 +138,28 @@ describe('FirePanelModel (no network)', () => {
     for (const f of [...p.startup(), ...p.fireAlarm('F20-Z3'), ...p.reset()]) expect(f.bytes.length - 30).toBeLessThanOrEqual(1024);
   });
 });
+
+describe("the simulator's analog counts follow the standard's table (read from the bytes, not by the edge's decoder)", () => {
+  it('sprinkler pressure is type 5 at 0.1 kPa per count, tank level type 2 at 0.01 m, temperature type 3 at 0.1 °C', () => {
+    const model = new FirePanelModel({ id: 'sim-fire-table', seed: 3, floors: 1, zonesPerFloor: 1, detectorsPerZone: 2, now: () => Date.UTC(2026, 0, 1) });
+    const [analog] = model.report();
+    const b = analog!.bytes;
+    // Data unit at byte 27: type 3, count, then 16-byte objects (10-byte body + 6-byte time label).
+    expect(b[27]).toBe(3);
+    const objects = Array.from({ length: b[28]! }, (_, i) => {
+      const at = 29 + i * 16;
+      return { componentType: b[at + 2]!, analogType: b[at + 7]!, raw: (b[at + 8]! | (b[at + 9]! << 8)) << 16 >> 16 };
+    });
+    const pressure = objects.find((o) => o.componentType === 99)!;
+    expect(pressure.analogType).toBe(5);
+    expect(pressure.raw).toBe(Math.round(model.pressureMPa * 10_000)); // 0.4 MPa = 400 kPa = 4000 counts
+    expect(pressure.raw).toBeGreaterThanOrEqual(3000);
+    expect(pressure.raw).toBeLessThanOrEqual(5000);
+    const tank = objects.find((o) => o.componentType === 92)!;
+    expect(tank).toMatchObject({ analogType: 2, raw: Math.round(model.tankLevelM * 100) });
+    const heat = objects.find((o) => o.componentType === 31)!;
+    expect(heat.analogType).toBe(3);
+    expect(heat.raw).toBeGreaterThan(150); // 15–30 °C at 0.1 °C per count
+    expect(heat.raw).toBeLessThan(300);
+  });
+});

@@ -86,6 +86,70 @@ describe('GB/T 26875.3 frames from devices in the field', () => {
   });
 });
 
+/**
+ * A frame assembled by hand from GB/T 26875.3-2011's layout (§6.6/§8): '@@', serial, version, time,
+ * source, destination, n, command, data, checksum = the sum of every byte from the serial to the end of
+ * the data mod 256 (added up here, not by any encoder of ours), '##'.
+ */
+function handFrame(data: number[], o: { serial?: number; command?: number } = {}): Uint8Array {
+  const serial = o.serial ?? 1;
+  const body = [
+    serial & 0xff, serial >> 8, 1, 0, // serial, version 1.0
+    0, 30, 10, 15, 1, 24, // 2024-01-15 10:30:00
+    1, 2, 3, 4, 5, 6, // source
+    0, 0, 0, 0, 0, 0, // destination
+    data.length & 0xff, data.length >> 8, o.command ?? 2, ...data,
+  ];
+  let sum = 0;
+  for (const b of body) sum += b;
+  return Uint8Array.from([0x40, 0x40, ...body, sum % 256, 0x23, 0x23]);
+}
+/** One analog object (type 3 data unit): system 12 at 2, component type 99 at 1, the analog type and its raw count (LE, signed). */
+const analogUnit = (analogType: number, raw: number, systemType = 12, componentType = 99) => [
+  3, 1, systemType, 2, componentType, 1, 0, 0, 0, analogType, raw & 0xff, (raw >> 8) & 0xff, 0, 30, 10, 15, 1, 24,
+];
+
+describe("analog values per the standard's table of analog types (§8.2.1.3)", () => {
+  it('type 5 is 0.1 kPa per count: a healthy 0.4 MPa sprinkler pipe is a raw 4000, a dangerous 0.15 MPa a raw 1500', () => {
+    const healthy = decodeGb26875(handFrame(analogUnit(5, 4000)), demo);
+    expect(healthy.refusals).toEqual([]);
+    expect(healthy.samples.map((x) => x.values)).toEqual([{ sprinkler_pressure: 0.4 }]);
+    const low = decodeGb26875(handFrame(analogUnit(5, 1500)), demo);
+    expect(low.samples.map((x) => x.values)).toEqual([{ sprinkler_pressure: 0.15 }]);
+    // 3200 kPa is the top of the table's range; a count above it is refused, not scaled.
+    expect(decodeGb26875(handFrame(analogUnit(5, 32000)), section()).samples.map((x) => x.values)).toEqual([{ sprinkler_pressure: 3.2 }]);
+    expect(codes(decodeGb26875(handFrame(analogUnit(5, 32001)), section()))).toEqual(['GB26875_BAD_ANALOG']);
+  });
+
+  // [type, raw, metric, value]: unit and resolution from the table (metric names are ours).
+  const table: [number, number, string, number][] = [
+    [1, 17, 'event_count', 17], // events, 1 per count
+    [2, 265, 'level', 2.65], // height, 0.01 m
+    [3, -105, 'temperature', -10.5], // temperature, 0.1 °C (signed)
+    [4, 4, 'pressure', 0.4], // pressure, 0.1 MPa per count
+    [5, 4000, 'pressure', 0.4], // pressure, 0.1 kPa per count, delivered in MPa
+    [6, 253, 'gas_lel', 25.3], // gas, 0.1 %LEL
+    [7, 3600, 'duration', 3600], // time, 1 s
+    [8, 2200, 'voltage', 220], // voltage, 0.1 V
+    [9, 15, 'current', 1.5], // current, 0.1 A
+    [10, 125, 'flow', 12.5], // flow, 0.1 L/s
+    [11, 3000, 'air_volume', 300], // air volume, 0.1 m³/min
+    [12, 7, 'wind_speed', 7], // wind speed, 1 m/s
+  ];
+  it.each(table)('type %i: raw %i is %s = %d', (type, raw, metric, value) => {
+    // A general system (0) and component (0): no sprinkler/hydrant/tank naming rule applies.
+    const r = decodeGb26875(handFrame(analogUnit(type, raw, 0, 0)), section());
+    expect(r.refusals).toEqual([]);
+    expect(r.samples.map((x) => x.values)).toEqual([{ [metric]: value }]);
+  });
+
+  it("values outside the table's valid range are refused (gas over 100 %LEL, wind over 20 m/s, negative pressure)", () => {
+    for (const [type, raw] of [[6, 1001], [12, 21], [4, -1], [5, -1], [3, -2731], [2, 32001]] as const) {
+      expect(codes(decodeGb26875(handFrame(analogUnit(type, raw, 0, 0)), section())), `type ${type} raw ${raw}`).toEqual(['GB26875_BAD_ANALOG']);
+    }
+  });
+});
+
 describe('frames from the simulator (its encoder is written apart from this decoder)', () => {
   it('a periodic report decodes to plausible readings with the zone from the profile', () => {
     const panel = new FirePanelModel({ id: 'demo-fire-001', seed: 3, now: () => T0 });
@@ -197,7 +261,8 @@ describe('frames from the simulator (its encoder is written apart from this deco
     fc.assert(
       fc.property(fc.integer({ min: -32768, max: 32767 }), time, (raw, ts) => {
         const r = decodeGb26875(simFrame(analogData([{ systemType: 1, systemAddress: 1, componentType: 31, componentAddress: 9, analogType: 3, raw, ts }])), section());
-        if (raw * 0.1 < -273.1) expect(codes(r)).toEqual(['GB26875_BAD_ANALOG']);
+        // The table's valid range for temperature: −273 to +3200 °C.
+        if (raw < -2730 || raw > 32000) expect(codes(r)).toEqual(['GB26875_BAD_ANALOG']);
         else expect(r.samples).toEqual([{ ts, values: { temperature: Number((raw * 0.1).toFixed(1)) || 0 }, tags: expect.any(Object) }]);
       }),
       { seed: 26875, numRuns: 300 },
@@ -246,7 +311,7 @@ describe('refusals', () => {
     const ts = T0;
     const base = { systemType: 12, systemAddress: 2, componentType: 99, componentAddress: 1, ts };
     const data = analogData([
-      { ...base, analogType: 5, raw: 412 },
+      { ...base, analogType: 5, raw: 4120 }, // 412.0 kPa at 0.1 kPa per count
       { ...base, componentType: 40, componentAddress: 7, analogType: 200, raw: 5 }, // no such analog type
       { ...base, componentType: 92, componentAddress: 3, analogType: 2, raw: 265 },
       { ...base, analogType: 6, raw: 1500 }, // 150 %LEL: impossible

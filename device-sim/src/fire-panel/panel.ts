@@ -10,12 +10,14 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { createRng, type Rng } from '../rng.ts';
 import {
   GB_ANALOG,
+  GB_ANALOG_RESOLUTION,
   GB_COMMAND,
   GB_STATE,
   analogData,
   componentStateData,
   deviceStateData,
   encodeGbFrame,
+  kPaCount,
   systemStateData,
   type AnalogObject,
   type ComponentStateObject,
@@ -204,10 +206,10 @@ export class FirePanelModel {
   private analogFrames(): PanelFrame[] {
     const ts = this.now();
     const objs: AnalogObject[] = [
-      // Pipe pressure as type 5 (kPa, 1 kPa per count): type 4's 0.1 MPa is too coarse for 0.3–0.5 MPa.
-      { ...this.component('pressure-switch'), analogType: GB_ANALOG.pressureKPa, raw: Math.round(this.pressureMPa * 1000), ts },
-      { ...this.component('water-tank'), analogType: GB_ANALOG.height, raw: Math.round(this.tankLevelM * 100), ts },
-      ...[...this.temperatures].map(([id, t]) => ({ ...this.component(id), analogType: GB_ANALOG.temperature, raw: Math.round(t * 10), ts })),
+      // Pipe pressure as type 5 (kPa, 0.1 kPa per count): type 4's 0.1 MPa is too coarse for 0.3–0.5 MPa.
+      { ...this.component('pressure-switch'), analogType: GB_ANALOG.pressureKPa, raw: kPaCount(this.pressureMPa), ts },
+      { ...this.component('water-tank'), analogType: GB_ANALOG.height, raw: Math.round(this.tankLevelM / GB_ANALOG_RESOLUTION.height), ts },
+      ...[...this.temperatures].map(([id, t]) => ({ ...this.component(id), analogType: GB_ANALOG.temperature, raw: Math.round(t / GB_ANALOG_RESOLUTION.temperature), ts })),
     ];
     const out: PanelFrame[] = [];
     for (let i = 0; i < objs.length; i += MAX_OBJECTS) out.push(this.frame('analog', analogData(objs.slice(i, i + MAX_OBJECTS), this.offset)));

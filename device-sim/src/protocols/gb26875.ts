@@ -10,6 +10,17 @@
 export const GB_COMMAND = { control: 1, send: 2, confirm: 3, request: 4, response: 5, deny: 6 } as const;
 export const GB_TYPE = { systemState: 1, componentState: 2, analog: 3, operation: 4, deviceState: 21 } as const;
 export const GB_ANALOG = { height: 2, temperature: 3, pressureMPa: 4, pressureKPa: 5, gas: 6 } as const;
+/**
+ * Resolution per count of the analog types the simulator sends, in the type's own unit (the standard's
+ * table of analog types, §8.2.1.3; written here apart from the edge's decoder): height 0.01 m,
+ * temperature 0.1 °C, pressure type 4 0.1 MPa, pressure type 5 0.1 kPa, gas 0.1 %LEL.
+ */
+export const GB_ANALOG_RESOLUTION = { height: 0.01, temperature: 0.1, pressureMPa: 0.1, pressureKPa: 0.1, gas: 0.1 } as const;
+
+/** Sprinkler pipe pressure in MPa → a type 5 count (kPa at 0.1 kPa per count: 0.4 MPa = 400 kPa = 4000). */
+export function kPaCount(mpa: number): number {
+  return Math.round((mpa * 1000) / GB_ANALOG_RESOLUTION.pressureKPa);
+}
 
 /** State-word bits (protocols.md). Components use 0–8 (bit 8: power fault). */
 export const GB_STATE = {

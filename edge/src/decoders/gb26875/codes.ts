@@ -116,27 +116,27 @@ export interface AnalogTypeSpec {
 }
 
 /**
- * Analog types (模拟量类型). GB/T 26875.3-2011 §8.2.1.3 (clause and table not verified). Pressure is
- * always delivered in MPa, whichever type carried it, so `sprinkler_pressure` has one unit.
+ * Analog types (模拟量类型), GB/T 26875.3-2011 §8.2.1.3, the table of analog types: meaning, unit, valid
+ * range (in the unit) and the resolution per count (最小计量单元) of the 2-byte signed value. Source: the
+ * standard's table as reproduced in two public implementations (a Go codec's constants and a Rust
+ * crate's transcription of the standard); the standard's own text was not at hand (see
+ * docs/protocols/fire-gb26875.md, "What was corrected"). Pressure is always delivered in MPa, whichever
+ * type carried it, so `sprinkler_pressure` has one unit: type 4 counts 0.1 MPa, type 5 counts 0.1 kPa
+ * (= 0.0001 MPa; a healthy 0.4 MPa sprinkler pipe is a raw 4000). The ranges are the table's, converted.
  */
 export const ANALOG_TYPES: Readonly<Record<number, AnalogTypeSpec>> = {
-  1: { metric: 'event_count', unit: '1', scale: 1, min: 0 }, // not verified
-  2: { metric: 'level', unit: 'm', scale: 0.01, min: 0 }, // protocols.md: height, 0.01 m
-  3: { metric: 'temperature', unit: '°C', scale: 0.1, min: -273.1 }, // protocols.md: 0.1 °C
-  // protocols.md says "pressure (MPa)" without a resolution. 0.1 MPa per count is how public
-  // implementations read the standard's table (not verified against its text); it makes a sprinkler's
-  // 0.3–0.5 MPa 3–5 counts, so panels that need better send type 5, or the profile overrides the scale.
-  4: { metric: 'pressure', unit: 'MPa', scale: 0.1, min: 0 },
-  // protocols.md: "pressure (kPa)", no resolution given: 1 kPa per count, delivered as 0.001 MPa.
-  5: { metric: 'pressure', unit: 'MPa', scale: 0.001, min: 0 },
-  // protocols.md: "gas (%LEL)", no resolution given; 0.1 %LEL per count as public implementations read it (not verified).
-  6: { metric: 'gas_lel', unit: '%LEL', scale: 0.1, min: 0, max: 100 },
-  7: { metric: 'duration', unit: 's', scale: 1, min: 0 }, // not verified
-  8: { metric: 'voltage', unit: 'V', scale: 0.1 }, // not verified
-  9: { metric: 'current', unit: 'A', scale: 0.1 }, // not verified
-  10: { metric: 'flow', unit: 'L/s', scale: 0.1 }, // not verified
-  11: { metric: 'air_volume', unit: 'm³/min', scale: 0.1 }, // not verified
-  12: { metric: 'wind_speed', unit: 'm/s', scale: 1 }, // not verified
+  1: { metric: 'event_count', unit: '1', scale: 1, min: 0, max: 32000 }, // events, 0–32000, 1 per count
+  2: { metric: 'level', unit: 'm', scale: 0.01, min: 0, max: 320 }, // height, 0–320 m, 0.01 m
+  3: { metric: 'temperature', unit: '°C', scale: 0.1, min: -273, max: 3200 }, // −273–3200 °C, 0.1 °C
+  4: { metric: 'pressure', unit: 'MPa', scale: 0.1, min: 0, max: 3200 }, // MPa, 0–3200, 0.1 MPa
+  5: { metric: 'pressure', unit: 'MPa', scale: 0.0001, min: 0, max: 3.2 }, // kPa, 0–3200 kPa, 0.1 kPa
+  6: { metric: 'gas_lel', unit: '%LEL', scale: 0.1, min: 0, max: 100 }, // gas, 0–100 %LEL, 0.1 %LEL
+  7: { metric: 'duration', unit: 's', scale: 1, min: 0, max: 32000 }, // time, 0–32000 s, 1 s
+  8: { metric: 'voltage', unit: 'V', scale: 0.1, min: 0, max: 3200 }, // 0–3200 V, 0.1 V
+  9: { metric: 'current', unit: 'A', scale: 0.1, min: 0, max: 3200 }, // 0–3200 A, 0.1 A
+  10: { metric: 'flow', unit: 'L/s', scale: 0.1, min: 0, max: 3200 }, // 0–3200 L/s, 0.1 L/s
+  11: { metric: 'air_volume', unit: 'm³/min', scale: 0.1, min: 0, max: 3200 }, // 0–3200 m³/min, 0.1 m³/min
+  12: { metric: 'wind_speed', unit: 'm/s', scale: 1, min: 0, max: 20 }, // 0–20 m/s, 1 m/s
 };
 
 /** Component types of a sprinkler installation: their pressure is `sprinkler_pressure`. */
