@@ -1,10 +1,10 @@
 // Builds the cloud's fastify app from a validated config. Tests call buildApp and use app.inject();
 // startCloud (start.ts) adds listening and the start-up steps.
 import { readFileSync } from 'node:fs';
-import { ProtoDecodeError } from '@citysense/proto';
+import { ProtoDecodeError, ProtoLimitError } from '@citysense/proto';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { CloudConfig } from './config/schema.ts';
-import { CloudConfigError, CloudError, PROTO_DECODE_STATUS } from './errors.ts';
+import { CloudConfigError, CloudError, PROTO_DECODE_STATUS, PROTO_LIMIT_CODES } from './errors.ts';
 import { createLogger, RateLimitedWarnings, type Logger } from './log.ts';
 import { ingestPlugin } from './ingest/plugin.ts';
 import { influxPlugin } from './plugins/influx.ts';
@@ -51,6 +51,10 @@ interface ErrorAnswer {
 
 function toAnswer(err: FastifyError | Error): ErrorAnswer {
   if (err instanceof CloudError) return { status: err.status, code: err.code, message: err.message, retryable: err.retryable };
+  if (err instanceof ProtoLimitError) {
+    const ce = new CloudError(PROTO_LIMIT_CODES[err.code], err.message);
+    return { status: ce.status, code: ce.code, message: ce.message, retryable: false };
+  }
   if (err instanceof ProtoDecodeError) return { status: PROTO_DECODE_STATUS, code: err.code, message: err.message, retryable: false };
   const fe = err as FastifyError;
   const mapped = fe.code ? FASTIFY_ERRORS[fe.code] : undefined;

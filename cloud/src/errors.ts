@@ -1,7 +1,7 @@
 // The cloud's error catalogue: every error an edge, an operator or an installer can see, declared once
 // with a stable code, its HTTP status and a sentence they can act on. Codes never change meaning;
 // cloud/README.md lists them and cloud/test/errors.test.ts keeps the two in step.
-import type { ProtoErrorCode } from '@citysense/proto';
+import type { ProtoErrorCode, ProtoLimitCode } from '@citysense/proto';
 
 export interface ErrorSpec {
   status: number;
@@ -58,6 +58,40 @@ export const CLOUD_ERRORS = {
   BATCH_TOO_MANY_EVENTS: {
     status: 413,
     message: 'The batch holds more events than limits.maxEventsPerBatch: split it.',
+  },
+  // The other decode limits (proto/src/wire-limits.ts), checked while the body is scanned, before
+  // anything is allocated per item.
+  BATCH_TOO_MANY_DEVICES: {
+    status: 413,
+    message: 'The batch\'s device table has more entries than limits.maxDevicesPerBatch: split it.',
+  },
+  BATCH_TOO_MANY_SERIES: {
+    status: 413,
+    message: 'The batch holds more series than limits.maxSeriesPerBatch: split it.',
+  },
+  BATCH_TOO_MANY_KEYS: {
+    status: 413,
+    message: 'The batch\'s metric-name table has more entries than limits.maxKeysPerBatch: split it.',
+  },
+  BATCH_TOO_MANY_VALUES: {
+    status: 413,
+    message: 'The batch holds more values (metric values, series timestamps, flags) than limits.maxValuesPerBatch: split it.',
+  },
+  BATCH_TOO_MANY_METRICS: {
+    status: 413,
+    message: 'A reading or series carries more metrics than limits.maxMetricsPerReading.',
+  },
+  BATCH_TOO_MANY_TAGS: {
+    status: 413,
+    message: 'A device, reading or series has more tags, or an event more attrs, than limits.maxTagsPerItem.',
+  },
+  BATCH_TOO_MANY_DROPS: {
+    status: 413,
+    message: 'The batch holds more drop reports than limits.maxDropReportsPerBatch: split it.',
+  },
+  BATCH_STRING_TOO_LONG: {
+    status: 413,
+    message: 'A string in the batch (id, name, tag, text value) is longer than limits.maxWireStringBytes.',
   },
   INFLUX_UNAVAILABLE: {
     status: 503,
@@ -151,7 +185,7 @@ export type CloudErrorCode = keyof typeof CLOUD_ERRORS;
 export const PROTO_DECODE_STATUS = 400;
 // A record rather than a list so that a code added to @citysense/proto fails the type check here until
 // it is listed (and documented in cloud/README.md).
-const PROTO_BATCH_CODES: Record<Exclude<ProtoErrorCode, 'ACK_UNDECODABLE'>, true> = {
+const PROTO_BATCH_CODES: Record<Exclude<ProtoErrorCode, 'ACK_UNDECODABLE' | ProtoLimitCode>, true> = {
   BATCH_UNDECODABLE: true,
   BATCH_NO_EDGE_ID: true,
   BATCH_NO_SEQ: true,
@@ -163,6 +197,19 @@ const PROTO_BATCH_CODES: Record<Exclude<ProtoErrorCode, 'ACK_UNDECODABLE'>, true
   BATCH_BAD_SERIES: true,
 };
 export const PROTO_DECODE_CODES = Object.keys(PROTO_BATCH_CODES) as (keyof typeof PROTO_BATCH_CODES)[];
+/** A limit code of @citysense/proto that is not in the catalogue fails the type check here. */
+export const PROTO_LIMIT_CODES: Record<ProtoLimitCode, CloudErrorCode> = {
+  BATCH_TOO_MANY_READINGS: 'BATCH_TOO_MANY_READINGS',
+  BATCH_TOO_MANY_EVENTS: 'BATCH_TOO_MANY_EVENTS',
+  BATCH_TOO_MANY_DEVICES: 'BATCH_TOO_MANY_DEVICES',
+  BATCH_TOO_MANY_SERIES: 'BATCH_TOO_MANY_SERIES',
+  BATCH_TOO_MANY_KEYS: 'BATCH_TOO_MANY_KEYS',
+  BATCH_TOO_MANY_VALUES: 'BATCH_TOO_MANY_VALUES',
+  BATCH_TOO_MANY_METRICS: 'BATCH_TOO_MANY_METRICS',
+  BATCH_TOO_MANY_TAGS: 'BATCH_TOO_MANY_TAGS',
+  BATCH_TOO_MANY_DROPS: 'BATCH_TOO_MANY_DROPS',
+  BATCH_STRING_TOO_LONG: 'BATCH_STRING_TOO_LONG',
+};
 
 /** An error the cloud answers with its catalogue status and `{error, message}`. */
 export class CloudError extends Error {

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { encodeBatchDirect, POW10 } from './encode-batch.ts';
 import { ProtoDecodeError } from './errors.ts';
+import { checkBatchWire, DEFAULT_DECODE_LIMITS, type DecodeLimits } from './wire-limits.ts';
 import {
   FAMILIES,
   PRIORITIES,
@@ -143,8 +144,13 @@ function withTags(device: Record<string, string>, own: Record<string, string> | 
 const Values = function Values() {} as unknown as { new (): Record<string, MetricValue> };
 Values.prototype = Object.create(null) as Record<string, MetricValue>;
 
-/** Decodes and structurally checks a batch. Throws ProtoDecodeError with a stable code. */
-export function decodeBatch(buf: Uint8Array): Batch {
+/**
+ * Decodes and structurally checks a batch. Throws ProtoDecodeError with a stable code; ProtoLimitError
+ * (a ProtoDecodeError) when the bytes pass one of `limits`, found by a counting pass before protobufjs
+ * allocates anything per item (wire-limits.ts).
+ */
+export function decodeBatch(buf: Uint8Array, limits: Readonly<DecodeLimits> = DEFAULT_DECODE_LIMITS): Batch {
+  checkBatchWire(buf, limits);
   let w: WireBatch;
   try {
     w = BatchType.decode(buf) as unknown as WireBatch;

@@ -1,5 +1,18 @@
 // Errors of the proto package. Codes are stable; docs/errors.md lists them.
 
+/** A batch over one of the decode limits (wire-limits.ts); the cloud answers these with 413. */
+export type ProtoLimitCode =
+  | 'BATCH_TOO_MANY_READINGS'
+  | 'BATCH_TOO_MANY_EVENTS'
+  | 'BATCH_TOO_MANY_DEVICES'
+  | 'BATCH_TOO_MANY_SERIES'
+  | 'BATCH_TOO_MANY_KEYS'
+  | 'BATCH_TOO_MANY_VALUES'
+  | 'BATCH_TOO_MANY_METRICS'
+  | 'BATCH_TOO_MANY_TAGS'
+  | 'BATCH_TOO_MANY_DROPS'
+  | 'BATCH_STRING_TOO_LONG';
+
 export type ProtoErrorCode =
   | 'BATCH_UNDECODABLE'
   | 'BATCH_NO_EDGE_ID'
@@ -10,7 +23,8 @@ export type ProtoErrorCode =
   | 'BATCH_BAD_KEY_REF'
   | 'BATCH_BAD_VALUE'
   | 'BATCH_BAD_SERIES'
-  | 'ACK_UNDECODABLE';
+  | 'ACK_UNDECODABLE'
+  | ProtoLimitCode;
 
 /** A body that is not a well-formed citysense.v1 message. */
 export class ProtoDecodeError extends Error {
@@ -20,5 +34,14 @@ export class ProtoDecodeError extends Error {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/** A well-formed body over a decode limit, found before anything was allocated per item. */
+export class ProtoLimitError extends ProtoDecodeError {
+  override name = 'ProtoLimitError';
+  declare readonly code: ProtoLimitCode;
+  constructor(code: ProtoLimitCode, message: string) {
+    super(code, message);
   }
 }

@@ -193,8 +193,26 @@ export const CloudConfigSchema = z
         bodyBytes: z.number().int().min(1024).default(16 * MiB),
         /** Body after gunzip: the guard against gzip bombs. */
         inflatedBytes: z.number().int().min(1024).default(64 * MiB),
+        // Decode limits (proto/src/wire-limits.ts): checked while the body is scanned, before anything is
+        // allocated per item; over any of them the batch is refused whole with 413 and the limit's code.
+        /** Readings: row form plus every series' rows. */
         maxReadingsPerBatch: z.number().int().min(1).default(50_000),
         maxEventsPerBatch: z.number().int().min(1).default(10_000),
+        /** Entries of the batch's device table. */
+        maxDevicesPerBatch: z.number().int().min(1).default(10_000),
+        /** Column-form series. */
+        maxSeriesPerBatch: z.number().int().min(1).default(10_000),
+        /** Entries of the batch's metric-name table. */
+        maxKeysPerBatch: z.number().int().min(1).default(1_000),
+        /** Every repeated scalar: row values, column entries, series timestamps, quality flags, device_seq deltas. */
+        maxValuesPerBatch: z.number().int().min(1).default(1_000_000),
+        /** Values of one reading, columns of one series. */
+        maxMetricsPerReading: z.number().int().min(1).default(256),
+        /** Tags of one device, reading or series; attrs of one event. */
+        maxTagsPerItem: z.number().int().min(1).default(64),
+        maxDropReportsPerBatch: z.number().int().min(1).default(10_000),
+        /** Any one string on the wire (ids, names, tags, text values), in bytes; per-value checks use maxStringBytes. */
+        maxWireStringBytes: z.number().int().min(256).default(65_536),
         /** Longest text metric, quality flag or event attrs (as JSON); InfluxDB allows 64 KiB per string. */
         maxStringBytes: z.number().int().min(16).max(65_536).default(16_384),
         /** Earliest plausible reading time (default 2000-01-01T00:00:00Z). */
@@ -329,6 +347,9 @@ export const CloudConfigSchema = z
       if (users.has(u.username)) ctx.addIssue({ code: 'custom', path: ['operators', 'users', i, 'username'], message: `operator ${u.username} is listed twice` });
       users.add(u.username);
     });
+    if (c.limits.maxWireStringBytes < c.limits.maxStringBytes) {
+      ctx.addIssue({ code: 'custom', path: ['limits', 'maxWireStringBytes'], message: `must be at least limits.maxStringBytes (${c.limits.maxStringBytes}): a text value the validator would accept must not refuse the whole batch` });
+    }
     const needsToken = c.auth.mode === 'token';
     const needsCa = c.auth.mode !== 'token';
     if (needsCa && !c.listen.tls?.ca) {

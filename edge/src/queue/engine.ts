@@ -3,7 +3,7 @@
 // with a persisted seq, ack/refuse, compaction, and replay of the log after a restart. The storage under
 // it is a BufferedLog (log.ts); only the disk queue ever replays one.
 import type { Logger } from 'pino';
-import { decodeBatch, encodeBatch, type Batch, type DeviceEvent, type DropReport, type Reading } from '@citysense/proto';
+import { decodeBatch, encodeBatch, UNBOUNDED_DECODE_LIMITS, type Batch, type DeviceEvent, type DropReport, type Reading } from '@citysense/proto';
 import { DEFAULTS, QueueError, type DataClass, type DurableQueue, type QueueOptions, type QueueStats } from './contract.ts';
 import { encodeFrame, scanFrames, type DropLine, type Frame, type RecordMeta } from './record.ts';
 import type { BufferedLog, Loc } from './log.ts';
@@ -526,7 +526,8 @@ export class QueueEngine implements DurableQueue {
     const events: DeviceEvent[] = [];
     for (const f of frames) {
       try {
-        const b = decodeBatch(f.body);
+        // The edge's own record, checksum verified: the cloud's wire limits are not its business here.
+        const b = decodeBatch(f.body, UNBOUNDED_DECODE_LIMITS);
         for (const r of b.readings) readings.push(r);
         for (const e of b.events) events.push(e);
       } catch (err) {
@@ -914,7 +915,7 @@ export class QueueEngine implements DurableQueue {
   /** A part after the last checkpoint: its deviceSeqs move the device counters on. */
   replayDeviceSeqs(body: Buffer): void {
     try {
-      const b = decodeBatch(body);
+      const b = decodeBatch(body, UNBOUNDED_DECODE_LIMITS);
       for (const it of [...b.readings, ...b.events]) {
         const n = it.deviceSeq ?? 0;
         if (n > (this.devices.get(it.deviceId) ?? 0)) this.devices.set(it.deviceId, n);

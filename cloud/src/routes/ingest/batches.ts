@@ -1,13 +1,14 @@
 // POST /v1/batches: the edge uplink. One batch's path through the cloud, step by step:
 //   authenticate (edge-auth, onRequest, before the body is read)
 //   → read the body (content-type parser: limits.bodyBytes, gunzip capped at limits.inflatedBytes)
-//   → decode (@citysense/proto) → check it is the authenticated edge's batch → check batch limits
+//   → decode (@citysense/proto; batch limits enforced while the wire is scanned, before allocation)
+//   → check it is the authenticated edge's batch
 //   → validate each reading and event → write to InfluxDB (holding a write slot: ingest/backpressure.ts)
 //   → mark (edge, seq) processed, with continuity, drops and the alert engine, in one store transaction
 //     (ingest/plugin.ts) → Ack (duplicate: true when the seq was already processed).
 // Admission comes first of all, right after authentication: when the cloud already holds as many uploads
 // as it may, the answer is 503 INGEST_BUSY before the body is read.
-import { decodeBatch, encodeAck, type Batch } from '@citysense/proto';
+import { decodeBatch, encodeAck, type DecodeLimits } from '@citysense/proto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { CloudConfig } from '../../config/schema.ts';
 import { CloudError } from '../../errors.ts';
@@ -33,18 +34,26 @@ async function readBody(req: FastifyRequest, raw: Buffer, limits: CloudConfig['l
   throw new CloudError('UNSUPPORTED_ENCODING', `got ${encoding.slice(0, 40)}`);
 }
 
-function checkBatchLimits(batch: Batch, limits: CloudConfig['limits']): void {
-  if (batch.readings.length > limits.maxReadingsPerBatch) {
-    throw new CloudError('BATCH_TOO_MANY_READINGS', `${batch.readings.length} > ${limits.maxReadingsPerBatch}`);
-  }
-  if (batch.events.length > limits.maxEventsPerBatch) {
-    throw new CloudError('BATCH_TOO_MANY_EVENTS', `${batch.events.length} > ${limits.maxEventsPerBatch}`);
-  }
+/** The config's batch limits as the decoder's (enforced while scanning the wire, before allocation). */
+export function decodeLimits(limits: CloudConfig['limits']): DecodeLimits {
+  return {
+    maxReadings: limits.maxReadingsPerBatch,
+    maxEvents: limits.maxEventsPerBatch,
+    maxDevices: limits.maxDevicesPerBatch,
+    maxSeries: limits.maxSeriesPerBatch,
+    maxKeys: limits.maxKeysPerBatch,
+    maxValues: limits.maxValuesPerBatch,
+    maxMetricsPerReading: limits.maxMetricsPerReading,
+    maxTagsPerItem: limits.maxTagsPerItem,
+    maxDrops: limits.maxDropReportsPerBatch,
+    maxStringBytes: limits.maxWireStringBytes,
+  };
 }
 
 export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app, opts) => {
   const { limits } = opts.config;
   const validator = new BatchValidator(limits, opts.now);
+  const wireLimits = decodeLimits(limits);
 
   await app.register(edgeAuthPlugin, { auth: opts.config.auth, env: opts.env });
 
@@ -84,12 +93,12 @@ export const batchesRoutes: FastifyPluginAsync<BatchesRouteOptions> = async (app
     const body = req.body;
     if (!Buffer.isBuffer(body)) throw new CloudError('UNSUPPORTED_MEDIA_TYPE', 'no Content-Type: application/x-protobuf body');
     if (body.length === 0) throw new CloudError('BODY_EMPTY');
-    const batch = decodeBatch(body);
+    // Every count limit is checked while the bytes are scanned, before protobufjs allocates per item.
+    const batch = decodeBatch(body, wireLimits);
     if (batch.edgeId !== req.edgeId) {
       throw new CloudError('EDGE_ID_MISMATCH', `authenticated as ${req.edgeId}, batch says ${batch.edgeId.slice(0, 128)}`);
     }
     app.metrics.batchesReceived.inc({ edge: req.edgeId });
-    checkBatchLimits(batch, limits);
 
     const validated = validator.validate(batch);
     for (const r of validated.rejections) {
