@@ -1,5 +1,5 @@
 // Wiring only: config → profiles, registry, durable queue, uplink, ingest, inputs (MQTT broker, HJ 212
-// listener, OPC-UA client), HTTP. Each stage knows
+// listener, OPC-UA client, HTTP push receivers), HTTP. Each stage knows
 // nothing of the others beyond the interfaces passed in here.
 import type { DestinationStream, Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -18,6 +18,7 @@ import { TurnBudget } from './turn-budget.ts';
 import { startMqttBroker } from '../inputs/mqtt-broker/server.ts';
 import { startHj212Listener } from '../inputs/hj212-tcp/server.ts';
 import { startOpcua } from '../inputs/opcua/bindings.ts';
+import { startHttpPush } from '../inputs/http-push/index.ts';
 import { startHttpServer, type Health } from '../http/server.ts';
 import { LocalAlerts } from '../alerts/local-alerts.ts';
 
@@ -37,6 +38,8 @@ export interface Edge {
   readonly mqttTlsPort: number | undefined;
   /** The HJ 212 listener's port (undefined when hj212.enabled is false). */
   readonly hj212Port: number | undefined;
+  /** The HTTP push receivers' port (undefined when httpPush is not configured). */
+  readonly pushPort: number | undefined;
   readonly httpPort: number;
   readonly metrics: Registry;
   health(): Health;
@@ -151,6 +154,8 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   const hj212 = c.hj212.enabled
     ? await startHj212Listener({ ...c.hj212, registry, ingest, metricsRegistry: metrics.registry, log, warn })
     : undefined;
+  // CTWing / OneNET pushes (issue 18): a push is answered 200 only once its reports are in the queue.
+  const push = c.httpPush ? await startHttpPush({ ...c.httpPush, registry, ingest, metricsRegistry: metrics.registry, log, warn }) : undefined;
 
   const health = (): Health => {
     const u = uplink.status;
@@ -182,6 +187,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     mqttPort: mqtt.port,
     mqttTlsPort: mqtt.tlsPort,
     hj212Port: hj212?.port,
+    pushPort: push?.port,
     httpPort: http.port,
     metrics: metrics.registry,
     health,
@@ -199,6 +205,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
       closing ??= (async () => {
         await mqtt.close();
         await hj212?.close();
+        await push?.close();
         await sync?.stop();
         await opcua?.close();
         await uplink.close();

@@ -48,6 +48,36 @@ export interface Ingest {
   samples(device: Device, samples: readonly RawSample[], receivedAt: number, events?: readonly DecodedDeviceEvent[]): Promise<void>;
   /** An HJ 212 frame whose MN and password the caller has checked; refusals of single values are counted here. */
   hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void>;
+  /**
+   * A report a platform pushed for this device (CTWing, OneNET): the device's raw frame (decoded with its
+   * profile), or values the platform decoded (named by the profile's `source` names), plus events. Resolves
+   * once the sink holds what was kept, and says whether anything was: a push receiver answers its platform
+   * 200 only for a report kept (or already kept: `duplicate`).
+   */
+  report(device: Device, report: PushedReport, receivedAt: number): Promise<ReportOutcome>;
+}
+
+export interface PushedReport {
+  ts?: number | undefined;
+  /** The device's own frame (CTWing APPdata, an NB-IoT data point's hex): decoded by the profile's format. */
+  frame?: Buffer | undefined;
+  /** Values decoded by the platform, by their platform names. */
+  values?: Record<string, MetricValue> | undefined;
+  events?: readonly DecodedDeviceEvent[] | undefined;
+}
+
+export type ReportOutcome =
+  | { kept: true; readings: number; events: number }
+  /** Nothing kept: `duplicate` (the same reading was already kept) or a refusal reason with its detail. */
+  | { kept: false; duplicate: boolean; reason: string; detail: string };
+
+interface Delivered {
+  readings: number;
+  events: number;
+  /** Readings dropped as exact repeats of the previous one. */
+  duplicates: number;
+  /** The last refusal of a whole reading, when nothing was kept. */
+  refusal: { reason: string; detail: string } | undefined;
 }
 
 function hasKeys(o: object): boolean {
@@ -94,8 +124,10 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
   };
 
   /** Profile → normalise → sink for one device's samples and events, in one hand-off. */
-  async function deliver(device: Device, samples: readonly RawSample[], decodedEvents: readonly DecodedDeviceEvent[], receivedAt: number, kind: string) {
+  async function deliver(device: Device, samples: readonly RawSample[], decodedEvents: readonly DecodedDeviceEvent[], receivedAt: number, kind: string): Promise<Delivered> {
     const readings: Reading[] = [];
+    let duplicates = 0;
+    let lastRefusal: { reason: string; detail: string } | undefined;
     const events: DeviceEvent[] = [];
     for (const s of samples) {
       const out = device.profile.apply(device.id, s);
@@ -106,16 +138,19 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
         countValues(device, n.rejected);
         if (!n.ok) {
           rejectMessage(device, kind, n.reason, n.detail);
+          lastRefusal = { reason: n.reason, detail: n.detail };
           continue;
         }
         if (isRepeat(device, n.item)) {
           rejectMessage(device, kind, MESSAGE_REJECT.duplicate, `same time and values as the previous reading (ts ${n.item.ts})`);
+          duplicates++;
           continue;
         }
         ts = n.item.ts;
         readings.push(n.item);
       } else if (out.rejected.length > 0 && out.events.length === 0) {
         rejectMessage(device, kind, MESSAGE_REJECT.noValidValues, 'every value of the message was refused');
+        lastRefusal = { reason: MESSAGE_REJECT.noValidValues, detail: `every value was refused (${out.rejected.map((r) => `${r.name}: ${r.reason}`).join(', ').slice(0, 200)})` };
       }
       for (const e of out.events) {
         const n = normaliseEvent(device, { ts, type: e.type, attrs: e.attrs }, receivedAt, o.normalise, e.priority);
@@ -128,7 +163,7 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
       if (n.ok) events.push(withoutEdgeNotified(n.item));
       else rejectMessage(device, 'event', n.reason, n.detail);
     }
-    if (readings.length === 0 && events.length === 0) return;
+    if (readings.length === 0 && events.length === 0) return { readings: 0, events: 0, duplicates, refusal: lastRefusal };
     await o.sink.accept(readings, events);
     const lastReading = readings[readings.length - 1];
     if (lastReading) {
@@ -140,6 +175,26 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
     }
     if (readings.length) countReadings(device.family, readings.length);
     for (const e of events) metrics.eventsReceived.inc({ type: e.type });
+    return { readings: readings.length, events: events.length, duplicates, refusal: lastRefusal };
+  }
+
+  /** A pushed frame or platform values as samples, or why they decode to nothing. */
+  function reportSamples(device: Device, r: PushedReport): { samples: RawSample[] } | { reason: string; detail: string } {
+    const p = device.profile.profile;
+    // A frame is decoded by a binary profile; another profile takes the platform's values instead (a OneNET
+    // data point's text may look like hex without being a frame).
+    if (r.frame && p.format !== 'binary' && !r.values) {
+      return { reason: MESSAGE_REJECT.undecodable, detail: `profile ${p.id} (format ${p.format}) does not decode a raw frame` };
+    }
+    if (r.frame && p.format === 'binary') {
+      const d = decodeBinary(r.frame, p.binary!);
+      countValues(device, d.refusals.filter((x) => x.field !== undefined).map((x) => ({ name: x.field!, reason: x.code })));
+      const whole = d.refusals.find((x) => x.field === undefined);
+      if (Object.keys(d.values).length === 0) return { reason: whole?.code ?? MESSAGE_REJECT.noValidValues, detail: whole?.message ?? 'no value decoded' };
+      return { samples: [{ ts: r.ts, values: d.values }] };
+    }
+    if (r.values && hasKeys(r.values)) return { samples: [{ ts: r.ts, values: r.values }] };
+    return { samples: [] };
   }
 
   // One decoder per profile: it remembers each panel's last state words to see alarms rise and clear.
@@ -157,50 +212,65 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
     await deliver(device, r.readings, [], receivedAt, 'hj212');
   }
 
-  return {
-    async mqtt(device, kind, payload, receivedAt) {
-      if (kind === 'events') {
-        const d = decodeEvent(payload);
+  // The MQTT path resolves with deliver()'s tally, which its callers ignore (Promise<void> to them).
+  async function mqtt(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number): Promise<unknown> {
+    if (kind === 'events') {
+      const d = decodeEvent(payload);
+      if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
+      return deliver(device, [], [d.value], receivedAt, kind);
+    }
+    const p = device.profile.profile;
+    switch (p.format) {
+      case 'json': {
+        const d = decodeTelemetry(payload, p.json ?? undefined);
         if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
-        return deliver(device, [], [d.value], receivedAt, kind);
+        countValues(device, d.value.rejected);
+        if (!hasKeys(d.value.values)) return rejectMessage(device, kind, MESSAGE_REJECT.noMetrics, 'no usable metric value in the message');
+        return deliver(device, [{ ts: d.value.ts, values: d.value.values }], [], receivedAt, kind);
       }
-      const p = device.profile.profile;
-      switch (p.format) {
-        case 'json': {
-          const d = decodeTelemetry(payload, p.json ?? undefined);
-          if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
-          countValues(device, d.value.rejected);
-          if (!hasKeys(d.value.values)) return rejectMessage(device, kind, MESSAGE_REJECT.noMetrics, 'no usable metric value in the message');
-          return deliver(device, [{ ts: d.value.ts, values: d.value.values }], [], receivedAt, kind);
-        }
-        case 'binary': {
-          const hex = p.binaryEncoding === 'hex' || (p.binaryEncoding === 'auto' && looksLikeHex(payload));
-          const d = decodeBinary(hex ? payload.toString('latin1') : payload, p.binary!);
-          countValues(device, d.refusals.filter((r) => r.field !== undefined).map((r) => ({ name: r.field!, reason: r.code })));
-          const whole = d.refusals.find((r) => r.field === undefined);
-          if (Object.keys(d.values).length === 0) return rejectMessage(device, kind, whole?.code ?? MESSAGE_REJECT.noValidValues, whole?.message ?? 'no value decoded');
-          return deliver(device, [{ values: d.values }], [], receivedAt, kind);
-        }
-        case 'hj212': {
-          // An HJ 212 station behind a DTU: the frame is the payload; the MQTT login already authenticated it.
-          const r = parseFrameBytes(payload);
-          if (!r.ok) return rejectMessage(device, kind, r.code, r.message);
-          if (device.hj212 && r.frame.mn !== device.hj212.mn) return rejectMessage(device, kind, 'HJ212_WRONG_MN', `frame MN ${r.frame.mn} is not this device's`);
-          return hj212Frame(device, r.frame, receivedAt);
-        }
-        case 'gb26875': {
-          const d = gb26875For(device).decode(device.id, payload);
-          for (const r of d.refusals) countValues(device, [{ name: r.object === undefined ? 'frame' : `object ${r.object}`, reason: r.code }]);
-          if (!d.frame) return rejectMessage(device, kind, d.refusals[0]?.code ?? MESSAGE_REJECT.undecodable, d.refusals[0]?.message ?? 'not a GB/T 26875.3 frame');
-          const samples: RawSample[] = d.samples.map((s) => ({ ts: s.ts, values: s.values, tags: pickTags(s.tags) }));
-          // The panel's own state changes are its events (fire alarm first): they bypass the value rules.
-          return deliver(device, samples, d.events, receivedAt, kind);
-        }
-        default:
-          return rejectMessage(device, kind, MESSAGE_REJECT.undecodable, `profile ${p.id} (format ${p.format}) does not arrive over MQTT`);
+      case 'binary': {
+        const hex = p.binaryEncoding === 'hex' || (p.binaryEncoding === 'auto' && looksLikeHex(payload));
+        const d = decodeBinary(hex ? payload.toString('latin1') : payload, p.binary!);
+        countValues(device, d.refusals.filter((r) => r.field !== undefined).map((r) => ({ name: r.field!, reason: r.code })));
+        const whole = d.refusals.find((r) => r.field === undefined);
+        if (Object.keys(d.values).length === 0) return rejectMessage(device, kind, whole?.code ?? MESSAGE_REJECT.noValidValues, whole?.message ?? 'no value decoded');
+        return deliver(device, [{ values: d.values }], [], receivedAt, kind);
       }
-    },
-    samples: (device, samples, receivedAt, events = []) => deliver(device, samples, events, receivedAt, 'samples'),
+      case 'hj212': {
+        // An HJ 212 station behind a DTU: the frame is the payload; the MQTT login already authenticated it.
+        const r = parseFrameBytes(payload);
+        if (!r.ok) return rejectMessage(device, kind, r.code, r.message);
+        if (device.hj212 && r.frame.mn !== device.hj212.mn) return rejectMessage(device, kind, 'HJ212_WRONG_MN', `frame MN ${r.frame.mn} is not this device's`);
+        return hj212Frame(device, r.frame, receivedAt);
+      }
+      case 'gb26875': {
+        const d = gb26875For(device).decode(device.id, payload);
+        for (const r of d.refusals) countValues(device, [{ name: r.object === undefined ? 'frame' : `object ${r.object}`, reason: r.code }]);
+        if (!d.frame) return rejectMessage(device, kind, d.refusals[0]?.code ?? MESSAGE_REJECT.undecodable, d.refusals[0]?.message ?? 'not a GB/T 26875.3 frame');
+        const samples: RawSample[] = d.samples.map((s) => ({ ts: s.ts, values: s.values, tags: pickTags(s.tags) }));
+        // The panel's own state changes are its events (fire alarm first): they bypass the value rules.
+        return deliver(device, samples, d.events, receivedAt, kind);
+      }
+      default:
+        return rejectMessage(device, kind, MESSAGE_REJECT.undecodable, `profile ${p.id} (format ${p.format}) does not arrive over MQTT`);
+    }
+  }
+
+  return {
+    mqtt: mqtt as Ingest['mqtt'],
+    samples: async (device, samples, receivedAt, events = []) => void (await deliver(device, samples, events, receivedAt, 'samples')),
     hj212Frame,
+    async report(device, r, receivedAt) {
+      const s = reportSamples(device, r);
+      if ('reason' in s) {
+        rejectMessage(device, 'push', s.reason, s.detail);
+        return { kept: false, duplicate: false, reason: s.reason, detail: s.detail };
+      }
+      const d = await deliver(device, s.samples, r.events ?? [], receivedAt, 'push');
+      if (d.readings + d.events > 0) return { kept: true, readings: d.readings, events: d.events };
+      if (d.duplicates > 0) return { kept: false, duplicate: true, reason: MESSAGE_REJECT.duplicate, detail: 'the same reading was already kept' };
+      const why = d.refusal ?? { reason: MESSAGE_REJECT.noValidValues, detail: 'the report held no value or event' };
+      return { kept: false, duplicate: false, ...why };
+    },
   };
 }

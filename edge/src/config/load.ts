@@ -96,6 +96,10 @@ function validate(
     c.hj212.tls.cert = abs(c.hj212.tls.cert);
     c.hj212.tls.key = abs(c.hj212.tls.key);
   }
+  if (c.httpPush?.tls) {
+    c.httpPush.tls.cert = abs(c.httpPush.tls.cert);
+    c.httpPush.tls.key = abs(c.httpPush.tls.key);
+  }
   const tls = c.uplink.tls;
   if (tls) {
     if (tls.ca) tls.ca = abs(tls.ca);

@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { FAMILIES } from '@citysense/proto';
 // Edge-local alerting (issue 5, item 5): its schema lives with it in edge/src/alerts/config.ts.
 import { localAlertsSchema } from '../alerts/config.ts';
+// The HTTP push receivers (issue 18): their schema and the registry's platform identities live with them.
+import { ctwingIdentitySchema, httpPushSchema, onenetIdentitySchema } from '../inputs/http-push/config.ts';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
@@ -46,6 +48,10 @@ export const deviceSchema = z
         vars: z.record(z.string(), z.string()).default({}),
       })
       .optional(),
+    /** Devices reporting through China Telecom's CTWing AEP (pushed to httpPush.ctwing). */
+    ctwing: ctwingIdentitySchema.optional(),
+    /** Devices reporting through China Mobile's OneNET or OneNET Studio (pushed to httpPush.onenet / onenetStudio). */
+    onenet: onenetIdentitySchema.optional(),
   })
   .refine((d) => !(d.secret !== undefined && d.secretSha256 !== undefined), {
     message: 'give secret or secretSha256, not both',
@@ -143,6 +149,8 @@ export const edgeConfigSchema = z
         port: port.default(8081),
       })
       .prefault({}),
+    /** HTTP push receivers for the operators' IoT platforms (CTWing, OneNET); absent = no listener. */
+    httpPush: httpPushSchema.optional(),
     registry: z
       .strictObject({
         file: z.string().min(1).optional(),

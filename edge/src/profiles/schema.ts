@@ -71,7 +71,7 @@ const opcuaFormatSchema = z.strictObject({
   queueSize: z.number().int().min(1).default(10),
 });
 
-export const INPUTS = ['mqtt', 'hj212-tcp', 'opcua'] as const;
+export const INPUTS = ['mqtt', 'hj212-tcp', 'opcua', 'http-push'] as const;
 export const FORMATS = ['json', 'binary', 'hj212', 'opcua', 'gb26875'] as const;
 
 export const profileSchema = z
@@ -82,7 +82,11 @@ export const profileSchema = z
     family: z.enum(FAMILIES).optional(),
     /** Default `model` tag for the device's readings (the registry's tags win). */
     model: z.string().optional(),
-    /** Where the data arrives: MQTT on the edge's broker, the HJ 212 TCP listener, or an OPC-UA server. */
+    /**
+     * Where the data arrives: MQTT on the edge's broker, the HJ 212 TCP listener, an OPC-UA server, or an
+     * operator platform's push (CTWing, OneNET; a push device may also use an mqtt profile of format
+     * binary or json: the platform forwards the same frame).
+     */
     input: z.enum(INPUTS),
     /** How the payload decodes. */
     format: z.enum(FORMATS),
@@ -110,6 +114,7 @@ export const profileSchema = z
       mqtt: ['json', 'binary', 'hj212', 'gb26875'],
       'hj212-tcp': ['hj212'],
       opcua: ['opcua'],
+      'http-push': ['json', 'binary'],
     };
     if (!allowed[p.input].includes(p.format)) {
       ctx.addIssue({ code: 'custom', path: ['format'], message: `input ${p.input} carries ${allowed[p.input].join(' or ')}, not ${p.format}` });

@@ -9,6 +9,7 @@ import { registryFileSchema, type DeviceEntry } from '../config/schema.ts';
 import { formatIssues } from '../config/issues.ts';
 import type { ProfileRuntime } from '../profiles/apply.ts';
 import type { ProfileSet } from '../profiles/load.ts';
+import type { CtwingIdentity, OnenetIdentity } from '../inputs/http-push/config.ts';
 
 export interface Device {
   id: string;
@@ -24,12 +25,36 @@ export interface Device {
   hj212?: { mn: string; passwordSha256: Buffer | undefined };
   /** OPC-UA devices: the server and the values of the profile's NodeId placeholders. */
   opcua?: { server: string; vars: Readonly<Record<string, string>> };
+  /**
+   * How the operators' IoT platforms name this device (CTWing, OneNET), for the HTTP push receivers.
+   * The IMEI is personal data (it identifies a subscriber's module): it is used to find the device and
+   * never written to readings, tags or logs.
+   */
+  push?: { ctwing?: CtwingIdentity; onenet?: OnenetIdentity };
+}
+
+/** The keys a push receiver looks a device up by (see pushKeys). */
+export type PushKey = `${'ctwing' | 'onenet'}:${'id' | 'imei' | 'name'}:${string}`;
+
+/** Every key under which a device's platform identities are found. */
+export function pushKeys(push: Device['push']): PushKey[] {
+  const keys: PushKey[] = [];
+  const c = push?.ctwing;
+  if (c?.deviceId) keys.push(`ctwing:id:${c.deviceId}`);
+  if (c?.imei) keys.push(`ctwing:imei:${c.imei}`);
+  const o = push?.onenet;
+  if (o?.deviceId) keys.push(`onenet:id:${o.deviceId}`);
+  if (o?.imei) keys.push(`onenet:imei:${o.imei}`);
+  if (o?.deviceName) keys.push(`onenet:name:${o.productId ?? ''}/${o.deviceName}`);
+  return keys;
 }
 
 export interface DeviceRegistry {
   get(id: string): Device | undefined;
   /** The HJ 212 station with this MN. */
   byMn(mn: string): Device | undefined;
+  /** The device a platform push names (pushKeys). */
+  byPushKey(key: PushKey): Device | undefined;
   all(): Iterable<Device>;
   readonly size: number;
 }
@@ -57,6 +82,9 @@ function toDevice(d: DeviceEntry, profile: ProfileRuntime): Device {
     device.hj212 = { mn: d.hj212.mn, passwordSha256: pw };
   }
   if (d.opcua) device.opcua = Object.freeze({ server: d.opcua.server, vars: Object.freeze({ ...d.opcua.vars }) });
+  if (d.ctwing || d.onenet) {
+    device.push = Object.freeze({ ...(d.ctwing ? { ctwing: Object.freeze({ ...d.ctwing }) } : {}), ...(d.onenet ? { onenet: Object.freeze({ ...d.onenet }) } : {}) });
+  }
   return Object.freeze(device);
 }
 
@@ -64,6 +92,8 @@ function toDevice(d: DeviceEntry, profile: ProfileRuntime): Device {
 function checkAgainstProfile(d: DeviceEntry, p: ProfileRuntime['profile'], at: string): string | undefined {
   if (p.family && p.family !== d.family) return `${at}.family: profile "${p.id}" is for ${p.family} devices, not ${d.family}`;
   if (p.input === 'hj212-tcp' && !d.hj212) return `${at}.hj212: profile "${p.id}" arrives over the HJ 212 listener: give hj212.mn (and hj212.password)`;
+  if (p.input === 'http-push' && !d.ctwing && !d.onenet) return `${at}.ctwing: profile "${p.id}" arrives by platform push: give ctwing or onenet (the platform's device id, IMEI or name)`;
+  if ((d.ctwing || d.onenet) && p.format !== 'binary' && p.format !== 'json') return `${at}.profile: "${p.id}" (format ${p.format}) cannot decode a platform push (binary or json profiles only)`;
   if (p.input === 'opcua' && !d.opcua) return `${at}.opcua: profile "${p.id}" is read over OPC-UA: give opcua.server (and opcua.vars)`;
   if (p.input === 'opcua' && p.opcua) {
     for (const [metric, node] of Object.entries(p.opcua.nodes)) {
@@ -79,6 +109,7 @@ function checkAgainstProfile(d: DeviceEntry, p: ProfileRuntime['profile'], at: s
 export function buildRegistry(entries: readonly DeviceEntry[], source: string, profiles: ProfileSet, pathPrefix = 'devices'): DeviceRegistry {
   const byId = new Map<string, Device>();
   const byMn = new Map<string, Device>();
+  const byPush = new Map<string, Device>();
   const firstIndex = new Map<string, number>();
   entries.forEach((e, i) => {
     const at = `${pathPrefix}[${i}]`;
@@ -103,8 +134,13 @@ export function buildRegistry(entries: readonly DeviceEntry[], source: string, p
       if (other) throw new EdgeError('REGISTRY_INVALID', `${source}: ${at}.hj212.mn: MN ${device.hj212.mn} is also ${other.id}'s`);
       byMn.set(device.hj212.mn, device);
     }
+    for (const key of pushKeys(device.push)) {
+      const other = byPush.get(key);
+      if (other) throw new EdgeError('REGISTRY_INVALID', `${source}: ${at}: platform identity ${key.split(':').slice(0, 2).join(' ')} is also ${other.id}'s`);
+      byPush.set(key, device);
+    }
   });
-  return { get: (id) => byId.get(id), byMn: (mn) => byMn.get(mn), all: () => byId.values(), size: byId.size };
+  return { get: (id) => byId.get(id), byMn: (mn) => byMn.get(mn), byPushKey: (k) => byPush.get(k), all: () => byId.values(), size: byId.size };
 }
 
 export function loadRegistryFile(file: string, profiles: ProfileSet): DeviceRegistry {
@@ -140,6 +176,9 @@ export class LiveRegistry implements DeviceRegistry {
   }
   byMn(mn: string): Device | undefined {
     return this.current.byMn(mn);
+  }
+  byPushKey(key: PushKey): Device | undefined {
+    return this.current.byPushKey(key);
   }
   all(): Iterable<Device> {
     return this.current.all();
