@@ -204,23 +204,22 @@ opcua:
 `,
   );
 
+  let webhookUrl = env.CITYSENSE_WEBHOOK_URL;
+  let receiver: WebhookReceiver | undefined;
   const sup = new Supervisor();
   // node with tsx as its loader rather than the tsx CLI: the CLI runs the program in a child of its own,
   // and a SIGKILL (the supervisor's last resort) would reach only the wrapper.
   const node = join(ROOT, 'node_modules', '.bin', 'node');
   const logLevel = opts.verbose ? 'info' : 'warn';
-  let stopping = false;
-  const shutdown = async () => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write('\nstopping: simulators, edge (flushes its batches), cloud, InfluxDB ...\n');
-    await sup.stopAll();
-    await receiver?.close();
-    process.stdout.write('stopped.\n');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void shutdown());
-  process.on('SIGTERM', () => void shutdown());
+  // Ctrl-C: the children are in process groups of their own (supervisor.ts), so only we get it and stop
+  // them one after the other, the last started first.
+  sup.stopOnSignals({
+    before: () => process.stdout.write('\nstopping: simulators, edge (flushes its batches), cloud, InfluxDB ...\n'),
+    after: async () => {
+      await receiver?.close();
+      process.stdout.write('stopped.\n');
+    },
+  });
 
   if (!env.INFLUX_URL) {
     const dir = join(DATA, 'influxdb');
@@ -235,8 +234,6 @@ opcua:
   // Webhooks: the demo targets (fire system, emergency management, elevator rescue, environment bureau)
   // post to CITYSENSE_WEBHOOK_URL when it is set, else to a small receiver of ours that checks each
   // signature and prints the delivery.
-  let webhookUrl = env.CITYSENSE_WEBHOOK_URL;
-  let receiver: WebhookReceiver | undefined;
   if (!webhookUrl) {
     receiver = await startWebhookReceiver(ports.webhook, (line) => process.stdout.write(`\x1b[31m[webhook ]\x1b[0m ${line}\n`));
     webhookUrl = receiver.url;
@@ -264,6 +261,8 @@ opcua:
     cwd: ROOT,
     env: { CITYSENSE_EDGE_TOKEN: EDGE_TOKEN, CITYSENSE_EDGE_LOG_LEVEL: logLevel },
     format: readable,
+    // The edge's shutdown.flushTimeoutMs (10 s) and a margin: its flush is what the ordered stop is for.
+    stopTimeoutMs: 15_000,
   });
   edge.start();
   await waitFor('the edge to answer /healthz', () => httpOk(`http://127.0.0.1:${ports.edgeHttp}/healthz`), 60_000);
