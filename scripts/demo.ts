@@ -27,10 +27,20 @@ const { values: opts } = parseArgs({
 });
 if (opts.help) {
   process.stdout.write(`usage: npm start [-- --sim-devices N] [--interval-ms MS] [--no-sim] [--verbose]
-Environment: INFLUX_URL (use your InfluxDB instead of a private one), CITYSENSE_DATA_DIR (default .data),
-CITYSENSE_INFLUX_PORT (8086), CITYSENSE_CLOUD_PORT (8080), CITYSENSE_EDGE_MQTT_PORT (1883),
-CITYSENSE_EDGE_HTTP_PORT (8081), CITYSENSE_EDGE_HJ212_PORT (6212), CITYSENSE_SIM_OPCUA_PORT (4840,
-the simulated elevator controller).
+Environment:
+  INFLUX_URL                   use your InfluxDB instead of a private one
+  CITYSENSE_DATA_DIR           where the demo keeps its data (default .data)
+  CITYSENSE_DEMO_HOST          the address every demo listener binds to (default 127.0.0.1: this machine
+                               only; 0.0.0.0 exposes them, with the published demo passwords, on purpose)
+  CITYSENSE_WEBHOOK_URL        send the demo's webhooks there instead of to the demo's receiver
+Ports:
+  CITYSENSE_INFLUX_PORT        8086  the private InfluxDB (always on 127.0.0.1)
+  CITYSENSE_CLOUD_PORT         8080  the cloud: API, console, /metrics
+  CITYSENSE_EDGE_MQTT_PORT     1883  the edge's MQTT broker
+  CITYSENSE_EDGE_HTTP_PORT     8081  the edge's /healthz and /metrics
+  CITYSENSE_EDGE_HJ212_PORT    6212  the edge's HJ 212 TCP listener
+  CITYSENSE_SIM_OPCUA_PORT     4840  the simulated elevator controller (OPC-UA)
+  CITYSENSE_DEMO_WEBHOOK_PORT  8090  the demo's webhook receiver
 `);
   process.exit(0);
 }
@@ -47,6 +57,13 @@ const ports = {
   webhook: Number(env.CITYSENSE_DEMO_WEBHOOK_PORT ?? 8090),
   edgeHttp: Number(env.CITYSENSE_EDGE_HTTP_PORT ?? 8081),
 };
+/**
+ * Where the demo's listeners bind: loopback unless CITYSENSE_DEMO_HOST says otherwise. The demo's
+ * passwords are published (contracts.md), so reaching it from the network must be a choice.
+ */
+const HOST = env.CITYSENSE_DEMO_HOST?.trim() || '127.0.0.1';
+/** The address printed for clients on this machine: a wildcard bind is reached at loopback too. */
+const SHOWN = HOST === '0.0.0.0' || HOST === '::' ? '127.0.0.1' : HOST;
 const EDGE_ID = 'edge-1';
 // The demo edge's credential. Only its SHA-256 goes into the cloud's config; a deployment keeps the
 // plain token in its secret store and passes it as CITYSENSE_EDGE_TOKEN.
@@ -169,7 +186,7 @@ async function main(): Promise<void> {
   writeFileSync(
     join(DEMO, 'cloud.yaml'),
     `# Written by npm start (scripts/demo.ts) at each start.
-listen: { host: 127.0.0.1, port: ${ports.cloud} }
+listen: { host: ${HOST}, port: ${ports.cloud} }
 store: { path: ${join(DATA, 'cloud', 'citysense-cloud.db')} }
 influx: { url: ${influxUrl}, database: citysense }
 auth:
@@ -187,12 +204,12 @@ registry: { defaultEdge: ${EDGE_ID} }
     `# Written by npm start (scripts/demo.ts) at each start.
 edgeId: ${EDGE_ID}
 dataDir: ${join(DATA, 'edge')}
-mqtt: { host: 0.0.0.0, port: ${ports.mqtt} }
-http: { host: 127.0.0.1, port: ${ports.edgeHttp} }
-hj212: { host: 0.0.0.0, port: ${ports.hj212} }
+mqtt: { host: ${HOST}, port: ${ports.mqtt} }
+http: { host: ${HOST}, port: ${ports.edgeHttp} }
+hj212: { host: ${HOST}, port: ${ports.hj212} }
 # One source of truth: the devices come from the cloud's registry (the edge's slice, cached in dataDir).
 registry: { cloud: { intervalMs: 5000 } }
-cloud: { url: http://127.0.0.1:${ports.cloud} }
+cloud: { url: http://${SHOWN}:${ports.cloud} }
 opcua:
   pki:
     dir: ${join(DEMO, 'opcua', 'edge-pki')}
@@ -200,7 +217,7 @@ opcua:
     privateKeyFile: ${certs.client.privateKeyFile}
     trustedServerCertificates: [${certs.server.certificateFile}]
   servers:
-    - { id: erqi-tower, endpoint: "opc.tcp://127.0.0.1:${ports.opcua}/citysense/elevators", securityMode: SignAndEncrypt, securityPolicy: Basic256Sha256 }
+    - { id: erqi-tower, endpoint: "opc.tcp://${SHOWN}:${ports.opcua}/citysense/elevators", securityMode: SignAndEncrypt, securityPolicy: Basic256Sha256 }
 `,
   );
 
@@ -235,7 +252,7 @@ opcua:
   // post to CITYSENSE_WEBHOOK_URL when it is set, else to a small receiver of ours that checks each
   // signature and prints the delivery.
   if (!webhookUrl) {
-    receiver = await startWebhookReceiver(ports.webhook, (line) => process.stdout.write(`\x1b[31m[webhook ]\x1b[0m ${line}\n`));
+    receiver = await startWebhookReceiver(ports.webhook, (line) => process.stdout.write(`\x1b[31m[webhook ]\x1b[0m ${line}\n`), undefined, HOST);
     webhookUrl = receiver.url;
   }
   const authSecret = env.CITYSENSE_AUTH_SECRET ?? demoAuthSecret(join(DEMO, 'auth-secret'));
@@ -249,9 +266,9 @@ opcua:
     format: readable,
   });
   cloud.start();
-  await waitFor('the cloud to answer /healthz', () => httpOk(`http://127.0.0.1:${ports.cloud}/healthz`), 60_000);
-  cloud.say(`cloud on http://127.0.0.1:${ports.cloud}`);
-  const provisioned = await provisionRegistry(`http://127.0.0.1:${ports.cloud}`, registryFile);
+  await waitFor('the cloud to answer /healthz', () => httpOk(`http://${SHOWN}:${ports.cloud}/healthz`), 60_000);
+  cloud.say(`cloud on http://${SHOWN}:${ports.cloud}`);
+  const provisioned = await provisionRegistry(`http://${SHOWN}:${ports.cloud}`, registryFile);
   cloud.say(provisioned);
 
   const edge = sup.add({
@@ -265,14 +282,14 @@ opcua:
     stopTimeoutMs: 15_000,
   });
   edge.start();
-  await waitFor('the edge to answer /healthz', () => httpOk(`http://127.0.0.1:${ports.edgeHttp}/healthz`), 60_000);
+  await waitFor('the edge to answer /healthz', () => httpOk(`http://${SHOWN}:${ports.edgeHttp}/healthz`), 60_000);
   // The edge has its slice of the registry once a demo device can log in.
   await waitFor('the edge to know the demo devices', async () => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${ports.mqtt}`, { username: 'demo-env-001', password: 'demo-env-001-secret', reconnectPeriod: 0, connectTimeout: 2_000 }).catch(() => undefined);
+    const c = await mqtt.connectAsync(`mqtt://${SHOWN}:${ports.mqtt}`, { username: 'demo-env-001', password: 'demo-env-001-secret', reconnectPeriod: 0, connectTimeout: 2_000 }).catch(() => undefined);
     await c?.endAsync();
     return c !== undefined;
   }, 60_000, 500);
-  edge.say(`edge ${EDGE_ID}: MQTT on 0.0.0.0:${ports.mqtt}, health and metrics on http://127.0.0.1:${ports.edgeHttp}`);
+  edge.say(`edge ${EDGE_ID}: MQTT on ${HOST}:${ports.mqtt}, HJ 212 on ${HOST}:${ports.hj212}, health and metrics on http://${SHOWN}:${ports.edgeHttp}`);
 
   let simulator: Component | undefined;
   if (!opts['no-sim']) {
@@ -284,7 +301,7 @@ opcua:
         'tsx',
         'device-sim/src/cli.ts',
         '--url',
-        `mqtt://127.0.0.1:${ports.mqtt}`,
+        `mqtt://${SHOWN}:${ports.mqtt}`,
         '--registry',
         registryFile,
         '--interval-ms',
@@ -292,11 +309,13 @@ opcua:
         '--forever',
         '--events',
         '--hj212',
-        `127.0.0.1:${ports.hj212}`,
+        `${SHOWN}:${ports.hj212}`,
         '--fire-panel',
         'demo-fire-001:demo-fire-001-secret',
         '--elevator-port',
         String(ports.opcua),
+        '--elevator-host',
+        HOST,
         '--elevator-pki',
         join(DEMO, 'opcua', 'sim-pki'),
         '--elevator-cert',
@@ -314,27 +333,31 @@ opcua:
     simulator.start();
   }
 
+  const exposed = HOST === '127.0.0.1' || HOST === '::1' || HOST === 'localhost' ? '' : `
+\x1b[31mexposed\x1b[0m         every listener but InfluxDB is bound to ${HOST} (CITYSENSE_DEMO_HOST): anyone who can
+                  reach this machine can log in with the published demo passwords
+`;
   const now = Date.now();
   process.stdout.write(`
 \x1b[1mcitysense demo is running\x1b[0m  (Ctrl-C stops everything)
-
+${exposed}
   InfluxDB        ${influxUrl}  database citysense
-  console         http://127.0.0.1:${ports.cloud}/   (log in as duty / duty-demo; also admin, viewer)
-  cloud API       http://127.0.0.1:${ports.cloud}   (/healthz, /metrics, /v1/alerts, /v1/devices, POST /v1/batches)
+  console         http://${SHOWN}:${ports.cloud}/   (log in as duty / duty-demo; also admin, viewer)
+  cloud API       http://${SHOWN}:${ports.cloud}   (/healthz, /metrics, /v1/alerts, /v1/devices, POST /v1/batches)
   webhooks        ${webhookUrl}${receiver ? '   (our receiver: each delivery is printed, signature checked)' : ''}
-  edge ${EDGE_ID}     mqtt://127.0.0.1:${ports.mqtt}   health/metrics http://127.0.0.1:${ports.edgeHttp}/metrics
-  HJ 212          tcp://127.0.0.1:${ports.hj212} (environment stations)
-  elevators       opc.tcp://127.0.0.1:${ports.opcua} (simulated controller, 4 cars, SignAndEncrypt)
+  edge ${EDGE_ID}     mqtt://${SHOWN}:${ports.mqtt}   health/metrics http://${SHOWN}:${ports.edgeHttp}/metrics
+  HJ 212          tcp://${SHOWN}:${ports.hj212} (environment stations)
+  elevators       opc.tcp://${SHOWN}:${ports.opcua} (simulated controller, 4 cars, SignAndEncrypt)
   simulators      ${DEMO_DEVICES.length} demo devices (every family, each over its own protocol)
                   + ${sim.length} generic JSON devices, a reading each per ${opts['interval-ms']} ms
   registry        the cloud's (GET /v1/devices); the simulators' list in ${registryFile}
 
 Publish a reading as demo-env-001:
-  mosquitto_pub -h 127.0.0.1 -p ${ports.mqtt} -u demo-env-001 -P demo-env-001-secret -q 1 \\
+  mosquitto_pub -h ${SHOWN} -p ${ports.mqtt} -u demo-env-001 -P demo-env-001-secret -q 1 \\
     -t devices/demo-env-001/telemetry -m '{"ts": ${now}, "metrics": {"pm25": 35.2, "pm10": 61}}'
 
 Play the fire scenario (smoke, a zone's fire alarm, sprinkler pressure drop) with a second panel:
-  npm run sim -- --url mqtt://127.0.0.1:${ports.mqtt} --fire-panel demo-fire-002:demo-fire-002-secret --scenario fire --sim-step-ms 5000
+  npm run sim -- --url mqtt://${SHOWN}:${ports.mqtt} --fire-panel demo-fire-002:demo-fire-002-secret --scenario fire --sim-step-ms 5000
 
 Query it:
   curl -sG ${influxUrl}/query --data-urlencode db=citysense \\

@@ -10,6 +10,8 @@ export const DEMO_WEBHOOK_SECRET = 'demo-webhook-secret';
 
 export interface Delivery {
   path: string;
+  /** The target system the cloud delivered for (X-Citysense-Target), e.g. fire-system. */
+  target: string | undefined;
   idempotencyKey: string | undefined;
   verified: boolean;
   body: Record<string, unknown>;
@@ -22,7 +24,7 @@ export interface WebhookReceiver {
   close(): Promise<void>;
 }
 
-export async function startWebhookReceiver(port: number, report?: (line: string) => void, secret = DEMO_WEBHOOK_SECRET): Promise<WebhookReceiver> {
+export async function startWebhookReceiver(port: number, report?: (line: string) => void, secret = DEMO_WEBHOOK_SECRET, host = '127.0.0.1'): Promise<WebhookReceiver> {
   const deliveries: Delivery[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -37,11 +39,13 @@ export async function startWebhookReceiver(port: number, report?: (line: string)
         // kept as {}: reported below as unreadable
       }
       const key = req.headers['idempotency-key'] as string | undefined;
-      deliveries.push({ path: req.url ?? '/', idempotencyKey: key, verified, body, receivedAt: Date.now() });
+      // The four demo systems share this one URL; the cloud names the one it delivers for in a header.
+      const target = req.headers['x-citysense-target'] as string | undefined;
+      deliveries.push({ path: req.url ?? '/', target, idempotencyKey: key, verified, body, receivedAt: Date.now() });
       const attrs = (body.attrs ?? {}) as Record<string, string>;
       const where = [attrs.building, attrs.floor && `floor ${attrs.floor}`, attrs.zone].filter(Boolean).join(', ');
       report?.(
-        `${verified ? 'signature ok' : 'SIGNATURE INVALID'}: ${String(body.state ?? '?').toUpperCase()} ${body.severity ?? ''} ${body.category ?? ''} ` +
+        `to ${target ?? 'an unnamed target'}, ${verified ? 'signature ok' : 'SIGNATURE INVALID'}: ${String(body.state ?? '?').toUpperCase()} ${body.severity ?? ''} ${body.category ?? ''} ` +
           `"${body.rule ?? '?'}" ${body.device_id ?? ''} (${body.district ?? ''})${where ? ` at ${where}` : ''}${body.value !== undefined && body.value !== null ? ` value ${body.value}` : ''}`,
       );
       res.writeHead(verified ? 200 : 401).end();
@@ -49,10 +53,10 @@ export async function startWebhookReceiver(port: number, report?: (line: string)
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+    url: `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${(server.address() as AddressInfo).port}/hooks`,
     deliveries,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };

@@ -90,6 +90,7 @@ describe('a state change reaches its target', () => {
     expect(keys.size).toBe(1);
     expect(new Set(r.attempts.map((x) => x.raw.toString())).size).toBe(1);
     expect(r.attempts.map((x) => x.headers['x-citysense-attempt'])).toEqual(['1', '2', '3']);
+    expect(r.attempts.map((x) => x.headers['x-citysense-target'])).toEqual(['safety-desk', 'safety-desk', 'safety-desk']);
     for (const x of r.attempts) expect(verifySignature('safety-desk-secret-123', x.raw, x.headers['x-citysense-signature'] as string, now()).ok).toBe(true);
 
     const [alert] = a.alerts.list({ limit: 1 });

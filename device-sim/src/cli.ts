@@ -130,6 +130,7 @@ interface CliOptions {
   firePanel?: string;
   fireReportMs: number;
   elevatorPort?: number;
+  elevatorHost: string;
   elevatorCars: number;
   elevatorSecurity: string;
   elevatorPki: string;
@@ -178,6 +179,7 @@ function buildProgram(io: CliIo): Command {
     .option('--fire-panel <id:secret>', 'also run a building fire-alarm panel speaking GB/T 26875.3 over MQTT (the fire scenario drives it)')
     .option('--fire-report-ms <ms>', 'fire panel: period of its analog reports (sprinkler pressure, tank level)', positiveInt, 10_000)
     .option('--elevator-port <port>', 'also run a simulated elevator controller: an OPC-UA server on this port (the entrapment scenario drives it)', nonNegativeInt)
+    .option('--elevator-host <address>', 'elevator controller: the address it listens on (0.0.0.0: every interface)', '127.0.0.1')
     .option('--elevator-cars <n>', 'elevator controller: number of cars', positiveInt, 4)
     .option('--elevator-security <mode>', "elevator controller: 'sign-and-encrypt' (Basic256Sha256) or 'none'", 'sign-and-encrypt')
     .option('--elevator-pki <dir>', 'elevator controller: its PKI folder (own certificate, trusted/)', '.data/elevator-sim-pki')
@@ -222,6 +224,7 @@ async function startParts(opts: CliOptions, seed: number, io: CliIo): Promise<Ru
     const secure = opts.elevatorSecurity !== 'none';
     const server = await startElevatorServer({
       port: opts.elevatorPort,
+      host: opts.elevatorHost,
       cars: opts.elevatorCars,
       floors: 24,
       seed,

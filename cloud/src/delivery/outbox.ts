@@ -273,6 +273,8 @@ export class WebhookOutbox {
           'idempotency-key': row.event_id,
           'x-citysense-signature': signatureHeader(target.secret, row.body, t),
           'x-citysense-attempt': String(row.attempts + 1),
+          // Which target this is, for a receiver that serves several at one URL (the demo's does).
+          'x-citysense-target': target.id,
         },
       });
       // The answer's body is not used; reading it (within the timeout) lets the connection be reused.

@@ -36,6 +36,7 @@ export interface ElevatorServerOptions {
   doorDwellMs?: number;
   /** Mean idle time between trips (default 4000 ms). */
   meanIdleMs?: number;
+  /** The address the server listens on and names in its endpoint (default 127.0.0.1: loopback only). */
   host?: string;
   resourcePath?: string;
   security: {
@@ -182,6 +183,8 @@ export async function startElevatorServer(o: ElevatorServerOptions): Promise<Ele
     const users = o.security.users ?? [];
     const s = new OPCUAServer({
       port,
+      // host binds the socket (without it node-opcua listens on every interface); hostname names it.
+      host,
       hostname: host,
       resourcePath,
       nodeset_filename: [nodesets.standard],
