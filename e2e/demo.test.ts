@@ -48,11 +48,12 @@ afterAll(async () => {
 describe('npm start (the demo stack)', () => {
   it('binds every listener to loopback (CITYSENSE_DEMO_HOST unset): MQTT, HJ 212, OPC-UA, edge health, cloud, InfluxDB', async () => {
     for (const [what, port] of Object.entries(ports)) {
-      const addrs = await listenAddresses(port);
-      expect(addrs.length, `${what} (port ${port}) is not listening`).toBeGreaterThan(0);
+      // The simulated elevator controller starts with the simulators, after the banner.
+      let addrs: string[] = [];
+      await waitFor(`${what} (port ${port}) listening`, async () => (addrs = await listenAddresses(port)).length > 0, 30_000);
       expect(addrs.filter((a) => !isLoopback(a)), `${what} (port ${port}) listens beyond loopback`).toEqual([]);
     }
-  });
+  }, 40_000);
 
   it('a reading published with mosquitto_pub as demo-env-001 is queryable in InfluxDB', async () => {
     const which = spawnSync('sh', ['-c', 'command -v mosquitto_pub']);
