@@ -106,6 +106,12 @@ export function createEdgeMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['type'] as const,
       registers: r,
     }),
+    gb26875Heartbeats: new Counter({
+      name: 'citysense_edge_gb26875_heartbeats_total',
+      help: 'GB/T 26875.3 heartbeats (send-data frames without application data) received, by input (mqtt, tcp)',
+      labelNames: ['input'] as const,
+      registers: r,
+    }),
     batchesSent: new Counter({ name: 'citysense_edge_batches_sent_total', help: 'Batch POST attempts', registers: r }),
     batchesAcked: new Counter({ name: 'citysense_edge_batches_acked_total', help: 'Batches the cloud acknowledged, by lane', labelNames: ['lane'] as const, registers: r }),
     batchesRefused: new Counter({

@@ -13,7 +13,7 @@ import { metricValue, waitFor, testBrokerOptions } from './helpers.ts';
 
 const secret = 'dev-1-secret-value';
 const device = { id: 'dev-1', family: 'env', district: 'd', tags: {}, secretSha256: createHash('sha256').update(secret).digest() } as unknown as Device;
-const registry: DeviceRegistry = { get: (id) => (id === device.id ? device : undefined), byMn: () => undefined, byPushKey: () => undefined, all: () => [device], size: 1 };
+const registry: DeviceRegistry = { get: (id) => (id === device.id ? device : undefined), byMn: () => undefined, byPushKey: () => undefined, byGbAddress: () => undefined, all: () => [device], size: 1 };
 const TELEMETRY = `devices/${device.id}/telemetry`;
 
 let broker: MqttBroker | undefined;

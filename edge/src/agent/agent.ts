@@ -17,6 +17,7 @@ import { createIngest } from './ingest.ts';
 import { TurnBudget } from './turn-budget.ts';
 import { startMqttBroker } from '../inputs/mqtt-broker/server.ts';
 import { startHj212Listener } from '../inputs/hj212-tcp/server.ts';
+import { startGb26875Listener } from '../inputs/gb26875-tcp/server.ts';
 import { startOpcua } from '../inputs/opcua/bindings.ts';
 import { startHttpPush } from '../inputs/http-push/index.ts';
 import { startHttpServer, type Health } from '../http/server.ts';
@@ -40,6 +41,8 @@ export interface Edge {
   readonly hj212Port: number | undefined;
   /** The HTTP push receivers' port (undefined when httpPush is not configured). */
   readonly pushPort: number | undefined;
+  /** The GB/T 26875.3 listener's port (undefined unless gb26875.enabled). */
+  readonly gb26875Port: number | undefined;
   readonly httpPort: number;
   readonly metrics: Registry;
   health(): Health;
@@ -110,6 +113,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     metrics,
     warn,
     normalise: { ...c.normalise, alarmTypes: c.events.alarmTypes, warningTypes: c.events.warningTypes },
+    gb26875: { heartbeatReadingIntervalMs: c.gb26875.heartbeatReadingIntervalMs, maxAppData: c.gb26875.maxAppData },
   });
   // Telemetry is taken in at most mqtt.messagesPerTurn per loop turn; events (alarms) go straight in.
   const budget = new TurnBudget(c.mqtt.messagesPerTurn);
@@ -156,6 +160,9 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     : undefined;
   // CTWing / OneNET pushes (issue 18): a push is answered 200 only once its reports are in the queue.
   const push = c.httpPush ? await startHttpPush({ ...c.httpPush, registry, ingest, metricsRegistry: metrics.registry, log, warn }) : undefined;
+  const gb26875 = c.gb26875.enabled
+    ? await startGb26875Listener({ ...c.gb26875, registry, ingest, metricsRegistry: metrics.registry, log, warn })
+    : undefined;
 
   const health = (): Health => {
     const u = uplink.status;
@@ -166,6 +173,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
       edgeId: c.edgeId,
       mqtt: { port: mqtt.port, connections: mqtt.connections() },
       hj212: hj212 ? { port: hj212.port, connections: hj212.connections() } : null,
+      gb26875: gb26875 ? { port: gb26875.port, connections: gb26875.connections() } : null,
       opcua: opcua ? opcua.status() : [],
       uplink: { state: u.state, lastAckAt: u.lastAckAt === null ? null : new Date(u.lastAckAt).toISOString(), lastError: u.lastError },
       queuedReadings: qs.telemetry.readings + qs.alarm.readings,
@@ -188,6 +196,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     mqttTlsPort: mqtt.tlsPort,
     hj212Port: hj212?.port,
     pushPort: push?.port,
+    gb26875Port: gb26875?.port,
     httpPort: http.port,
     metrics: metrics.registry,
     health,
@@ -206,6 +215,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
         await mqtt.close();
         await hj212?.close();
         await push?.close();
+        await gb26875?.close();
         await sync?.stop();
         await opcua?.close();
         await uplink.close();

@@ -13,7 +13,7 @@ import { decodeBinary } from '../decoders/binary/index.ts';
 import { frameToReadings, parseFrameBytes, type Hj212Frame } from '../decoders/hj212/index.ts';
 import { normaliseEvent, normaliseReading, type NormaliseOptions } from '../processors/normalise.ts';
 import type { RawSample } from '../profiles/apply.ts';
-import { Gb26875Decoder } from '../decoders/gb26875/index.ts';
+import { Gb26875Decoder, Gb26875StreamFramer, type Gb26875Decoded } from '../decoders/gb26875/index.ts';
 import { EDGE_NOTIFIED_ATTR } from '../alerts/rules.ts';
 
 /**
@@ -55,6 +55,19 @@ export interface Ingest {
    * 200 only for a report kept (or already kept: `duplicate`).
    */
   report(device: Device, report: PushedReport, receivedAt: number): Promise<ReportOutcome>;
+  /**
+   * One whole GB/T 26875.3 frame (as Gb26875StreamFramer cut it) of a device the caller identified.
+   * Resolves once what it carried is held by the sink (nothing for an answer or a heartbeat not
+   * forwarded), with the decoder's result; `frame` is absent when the frame itself was refused.
+   */
+  gb26875Frame(device: Device, frame: Uint8Array, receivedAt: number, input: 'mqtt' | 'tcp'): Promise<Gb26875Decoded>;
+}
+
+export interface Gb26875IngestOptions {
+  /** At most one `heartbeat` reading per device per this many ms (0: none). Default 60 000. */
+  heartbeatReadingIntervalMs?: number;
+  /** Largest application data unit accepted in an MQTT message's frames. Default 1024. */
+  maxAppData?: number;
 }
 
 export interface PushedReport {
@@ -91,7 +104,7 @@ function looksLikeHex(payload: Buffer): boolean {
   return payload.length >= 2 && payload.length <= 4096 && HEX_TEXT.test(payload.toString('latin1'));
 }
 
-export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLimitedWarn; normalise: NormaliseOptions }): Ingest {
+export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLimitedWarn; normalise: NormaliseOptions; gb26875?: Gb26875IngestOptions }): Ingest {
   const { metrics, warn } = o;
   /** The last reading accepted per device, to drop exact repeats (a QoS 1 redelivery, a DTU resend). */
   const last = new Map<string, { ts: number; values: Record<string, MetricValue> }>();
@@ -206,6 +219,33 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
     return d;
   };
 
+  const heartbeatEvery = o.gb26875?.heartbeatReadingIntervalMs ?? 60_000;
+  /** When each device's last heartbeat reading was stored (bounded by the registry's size). */
+  const heartbeatStored = new Map<string, number>();
+
+  async function gb26875Frame(device: Device, bytes: Uint8Array, receivedAt: number, input: 'mqtt' | 'tcp'): Promise<Gb26875Decoded> {
+    const d = gb26875For(device).decode(device.id, bytes);
+    if (!d.frame) {
+      rejectMessage(device, input, d.refusals[0]?.code ?? MESSAGE_REJECT.undecodable, d.refusals[0]?.message ?? 'not a GB/T 26875.3 frame');
+      return d;
+    }
+    for (const r of d.refusals) countValues(device, [{ name: r.object === undefined ? 'frame' : `object ${r.object}`, reason: r.code }]);
+    if (d.frame.heartbeat) {
+      // A heartbeat is the link being alive, not a refusal: counted, and now and then stored as a
+      // `heartbeat` reading so the cloud sees the device online between its (rare) reports.
+      metrics.gb26875Heartbeats.inc({ input });
+      const last = heartbeatStored.get(device.id);
+      if (heartbeatEvery === 0 || (last !== undefined && receivedAt - last < heartbeatEvery)) return d;
+      heartbeatStored.set(device.id, receivedAt);
+      await deliver(device, [{ ts: receivedAt, values: { heartbeat: true } }], [], receivedAt, 'gb26875_heartbeat');
+      return d;
+    }
+    const samples: RawSample[] = d.samples.map((s) => ({ ts: s.ts, values: s.values, tags: pickTags(s.tags) }));
+    // The panel's own state changes are its events (fire alarm first): they bypass the value rules.
+    await deliver(device, samples, d.events, receivedAt, input);
+    return d;
+  }
+
   async function hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void> {
     const r = frameToReadings(frame);
     for (const refusal of r.refusals) countValues(device, [{ name: refusal.item ?? frame.cn, reason: refusal.code }]);
@@ -244,12 +284,23 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
         return hj212Frame(device, r.frame, receivedAt);
       }
       case 'gb26875': {
-        const d = gb26875For(device).decode(device.id, payload);
-        for (const r of d.refusals) countValues(device, [{ name: r.object === undefined ? 'frame' : `object ${r.object}`, reason: r.code }]);
-        if (!d.frame) return rejectMessage(device, kind, d.refusals[0]?.code ?? MESSAGE_REJECT.undecodable, d.refusals[0]?.message ?? 'not a GB/T 26875.3 frame');
-        const samples: RawSample[] = d.samples.map((s) => ({ ts: s.ts, values: s.values, tags: pickTags(s.tags) }));
-        // The panel's own state changes are its events (fire alarm first): they bypass the value rules.
-        return deliver(device, samples, d.events, receivedAt, kind);
+        // A DTU forwards what it read from the device's serial line: one frame, two joined, a frame and
+        // a CRLF, or part of one. Every valid frame in the message is taken, in order; the rest is
+        // counted with its reason. The PUBACK follows once all of them are held.
+        const framer = new Gb26875StreamFramer({ maxAppData: o.gb26875?.maxAppData });
+        for (const item of [...framer.push(payload), ...framer.end()]) {
+          if ('garbage' in item) {
+            rejectMessage(device, kind, item.code, item.message);
+            continue;
+          }
+          const source = Buffer.from(item.frame.subarray(12, 18)).toString('hex');
+          if (device.gb26875 && source !== device.gb26875.address) {
+            rejectMessage(device, kind, 'GB26875_WRONG_SOURCE', `frame source ${source} is not this device's (${device.gb26875.address})`);
+            continue;
+          }
+          await gb26875Frame(device, item.frame, receivedAt, 'mqtt');
+        }
+        return;
       }
       default:
         return rejectMessage(device, kind, MESSAGE_REJECT.undecodable, `profile ${p.id} (format ${p.format}) does not arrive over MQTT`);
@@ -260,6 +311,7 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
     mqtt: mqtt as Ingest['mqtt'],
     samples: async (device, samples, receivedAt, events = []) => void (await deliver(device, samples, events, receivedAt, 'samples')),
     hj212Frame,
+    gb26875Frame,
     async report(device, r, receivedAt) {
       const s = reportSamples(device, r);
       if ('reason' in s) {

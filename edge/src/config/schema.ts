@@ -41,6 +41,18 @@ export const deviceSchema = z
       })
       .refine((h) => !(h.password !== undefined && h.passwordSha256 !== undefined), { message: 'give password or passwordSha256, not both' })
       .optional(),
+    /**
+     * For GB/T 26875.3 transmission devices: the device's 6-byte source address as the frames carry it,
+     * 12 hex digits in wire order (low byte first), e.g. `790300000000`.
+     */
+    gb26875: z
+      .strictObject({
+        address: z
+          .string()
+          .regex(/^[0-9a-fA-F]{12}$/, 'a GB/T 26875.3 address is 6 bytes: 12 hex digits, in the order the frame carries them')
+          .transform((a) => a.toLowerCase()),
+      })
+      .optional(),
     /** For devices read over OPC-UA: which server, and the values of the profile's NodeId placeholders. */
     opcua: z
       .strictObject({
@@ -106,6 +118,28 @@ export const edgeConfigSchema = z
         idleTimeoutMs: positiveInt.default(2 * 3600_000),
         /** HJ 212-2017 allows 1024 bytes of data segment; some stations send longer minute data. */
         maxSegmentBytes: positiveInt.default(1024),
+        tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      })
+      .prefault({}),
+    /** The GB/T 26875.3 listener for fire-alarm transmission devices (docs/protocols/fire-gb26875.md). */
+    gb26875: z
+      .strictObject({
+        /** Off unless asked for (the demo turns it on): a listener nobody uses is one more open port. */
+        enabled: z.boolean().default(false),
+        host: z.string().default('0.0.0.0'),
+        port: port.default(6213),
+        maxConnections: positiveInt.default(2_000),
+        /** A device sends a heartbeat every 20–30 s; one silent this long is disconnected (it reconnects). */
+        idleTimeoutMs: positiveInt.default(300_000),
+        /** GB/T 26875.3-2011: the application data unit is at most 1024 bytes. */
+        maxAppData: positiveInt.max(65_535).default(1024),
+        /** Per device, the serial numbers (and content) of the last frames stored: a resend of one is answered, not stored again. */
+        rememberedSerials: positiveInt.max(65_536).default(256),
+        /**
+         * Heartbeats keep a device "online" in the cloud: at most one `heartbeat` reading per device per
+         * this many ms is stored (0: none; the heartbeats are still counted and answered).
+         */
+        heartbeatReadingIntervalMs: z.number().int().min(0).default(60_000),
         tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
       })
       .prefault({}),

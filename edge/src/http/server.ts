@@ -10,6 +10,7 @@ export interface Health {
   edgeId: string;
   mqtt: { port: number; connections: number };
   hj212: { port: number; connections: number } | null;
+  gb26875?: { port: number; connections: number } | null;
   opcua: OpcuaServerStatus[];
   uplink: { state: 'up' | 'down' | 'unknown'; lastAckAt: string | null; lastError: string | null };
   queuedReadings: number;

@@ -71,7 +71,7 @@ const opcuaFormatSchema = z.strictObject({
   queueSize: z.number().int().min(1).default(10),
 });
 
-export const INPUTS = ['mqtt', 'hj212-tcp', 'opcua', 'http-push'] as const;
+export const INPUTS = ['mqtt', 'hj212-tcp', 'opcua', 'http-push', 'gb26875-tcp'] as const;
 export const FORMATS = ['json', 'binary', 'hj212', 'opcua', 'gb26875'] as const;
 
 export const profileSchema = z
@@ -115,6 +115,7 @@ export const profileSchema = z
       'hj212-tcp': ['hj212'],
       opcua: ['opcua'],
       'http-push': ['json', 'binary'],
+      'gb26875-tcp': ['gb26875'],
     };
     if (!allowed[p.input].includes(p.format)) {
       ctx.addIssue({ code: 'custom', path: ['format'], message: `input ${p.input} carries ${allowed[p.input].join(' or ')}, not ${p.format}` });

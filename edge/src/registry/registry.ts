@@ -23,6 +23,8 @@ export interface Device {
   secretSha256: Buffer | undefined;
   /** HJ 212 stations: MN and the sha256 of the access password (PW). */
   hj212?: { mn: string; passwordSha256: Buffer | undefined };
+  /** GB/T 26875.3 transmission devices: the 6-byte source address, 12 hex digits in wire order. */
+  gb26875?: { address: string };
   /** OPC-UA devices: the server and the values of the profile's NodeId placeholders. */
   opcua?: { server: string; vars: Readonly<Record<string, string>> };
   /**
@@ -55,6 +57,8 @@ export interface DeviceRegistry {
   byMn(mn: string): Device | undefined;
   /** The device a platform push names (pushKeys). */
   byPushKey(key: PushKey): Device | undefined;
+  /** The GB/T 26875.3 transmission device with this source address (12 hex digits, wire order). */
+  byGbAddress(address: string): Device | undefined;
   all(): Iterable<Device>;
   readonly size: number;
 }
@@ -81,6 +85,7 @@ function toDevice(d: DeviceEntry, profile: ProfileRuntime): Device {
     const pw = d.hj212.passwordSha256 !== undefined ? Buffer.from(d.hj212.passwordSha256, 'hex') : d.hj212.password !== undefined ? sha256(d.hj212.password) : undefined;
     device.hj212 = { mn: d.hj212.mn, passwordSha256: pw };
   }
+  if (d.gb26875) device.gb26875 = Object.freeze({ address: d.gb26875.address });
   if (d.opcua) device.opcua = Object.freeze({ server: d.opcua.server, vars: Object.freeze({ ...d.opcua.vars }) });
   if (d.ctwing || d.onenet) {
     device.push = Object.freeze({ ...(d.ctwing ? { ctwing: Object.freeze({ ...d.ctwing }) } : {}), ...(d.onenet ? { onenet: Object.freeze({ ...d.onenet }) } : {}) });
@@ -92,6 +97,7 @@ function toDevice(d: DeviceEntry, profile: ProfileRuntime): Device {
 function checkAgainstProfile(d: DeviceEntry, p: ProfileRuntime['profile'], at: string): string | undefined {
   if (p.family && p.family !== d.family) return `${at}.family: profile "${p.id}" is for ${p.family} devices, not ${d.family}`;
   if (p.input === 'hj212-tcp' && !d.hj212) return `${at}.hj212: profile "${p.id}" arrives over the HJ 212 listener: give hj212.mn (and hj212.password)`;
+  if (p.input === 'gb26875-tcp' && !d.gb26875) return `${at}.gb26875: profile "${p.id}" arrives over the GB/T 26875.3 listener: give gb26875.address (the device's 6-byte source address, 12 hex digits)`;
   if (p.input === 'http-push' && !d.ctwing && !d.onenet) return `${at}.ctwing: profile "${p.id}" arrives by platform push: give ctwing or onenet (the platform's device id, IMEI or name)`;
   if ((d.ctwing || d.onenet) && p.format !== 'binary' && p.format !== 'json') return `${at}.profile: "${p.id}" (format ${p.format}) cannot decode a platform push (binary or json profiles only)`;
   if (p.input === 'opcua' && !d.opcua) return `${at}.opcua: profile "${p.id}" is read over OPC-UA: give opcua.server (and opcua.vars)`;
@@ -110,6 +116,7 @@ export function buildRegistry(entries: readonly DeviceEntry[], source: string, p
   const byId = new Map<string, Device>();
   const byMn = new Map<string, Device>();
   const byPush = new Map<string, Device>();
+  const byGb = new Map<string, Device>();
   const firstIndex = new Map<string, number>();
   entries.forEach((e, i) => {
     const at = `${pathPrefix}[${i}]`;
@@ -134,13 +141,18 @@ export function buildRegistry(entries: readonly DeviceEntry[], source: string, p
       if (other) throw new EdgeError('REGISTRY_INVALID', `${source}: ${at}.hj212.mn: MN ${device.hj212.mn} is also ${other.id}'s`);
       byMn.set(device.hj212.mn, device);
     }
+    if (device.gb26875) {
+      const other = byGb.get(device.gb26875.address);
+      if (other) throw new EdgeError('REGISTRY_INVALID', `${source}: ${at}.gb26875.address: address ${device.gb26875.address} is also ${other.id}'s`);
+      byGb.set(device.gb26875.address, device);
+    }
     for (const key of pushKeys(device.push)) {
       const other = byPush.get(key);
       if (other) throw new EdgeError('REGISTRY_INVALID', `${source}: ${at}: platform identity ${key.split(':').slice(0, 2).join(' ')} is also ${other.id}'s`);
       byPush.set(key, device);
     }
   });
-  return { get: (id) => byId.get(id), byMn: (mn) => byMn.get(mn), byPushKey: (k) => byPush.get(k), all: () => byId.values(), size: byId.size };
+  return { get: (id) => byId.get(id), byMn: (mn) => byMn.get(mn), byPushKey: (k) => byPush.get(k), byGbAddress: (a) => byGb.get(a.toLowerCase()), all: () => byId.values(), size: byId.size };
 }
 
 export function loadRegistryFile(file: string, profiles: ProfileSet): DeviceRegistry {
@@ -179,6 +191,9 @@ export class LiveRegistry implements DeviceRegistry {
   }
   byPushKey(key: PushKey): Device | undefined {
     return this.current.byPushKey(key);
+  }
+  byGbAddress(address: string): Device | undefined {
+    return this.current.byGbAddress(address);
   }
   all(): Iterable<Device> {
     return this.current.all();

@@ -51,6 +51,12 @@ export interface Gb26875FrameSummary {
   sentAt: number | undefined;
   /** The data type flag, for send-data and response frames. */
   type?: number;
+  /**
+   * A send-data frame without application data: the transmission device's heartbeat (the standard's
+   * notes: every 20–30 s, every ~5 s while the link is troubled), answered with a confirm like any
+   * send-data frame. Not a refusal.
+   */
+  heartbeat?: true;
 }
 
 export interface Gb26875Decoded {
@@ -133,6 +139,10 @@ function decodeFrame(payload: Uint8Array, section: Gb26875Profile, state: Gb2687
   if (frame.command === COMMANDS.confirm || frame.command === COMMANDS.deny) return out; // an answer carries no data
   if (frame.command !== COMMANDS.send && frame.command !== COMMANDS.response) {
     out.refusals.push(refusal('GB26875_UNSUPPORTED_COMMAND', `command ${frame.command}${frame.command === COMMANDS.control || frame.command === COMMANDS.request ? ' flows from the monitoring centre to the panel' : ' is not defined'}`));
+    return out;
+  }
+  if (frame.command === COMMANDS.send && frame.appData.length === 0) {
+    out.frame!.heartbeat = true;
     return out;
   }
   const unit = parseAppData(frame.appData);

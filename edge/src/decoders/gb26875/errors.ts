@@ -3,9 +3,9 @@
 
 export const GB26875_ERRORS = {
   GB26875_BAD_PAYLOAD: 'the payload is not bytes',
-  GB26875_BAD_START: "the frame does not start with '@@' (0x40 0x40); publish one whole GB/T 26875.3 frame per MQTT message",
-  GB26875_TRUNCATED: 'the frame is shorter than its header and its application data length say; the message was cut',
-  GB26875_BAD_LENGTH: 'the application data length is impossible, or bytes follow the end of the frame; publish exactly one frame per message',
+  GB26875_BAD_START: "bytes that are not part of a GB/T 26875.3 frame (no '@@', 0x40 0x40, where a frame must start) were skipped",
+  GB26875_TRUNCATED: 'a frame is shorter than its header and its application data length say; the message or connection was cut',
+  GB26875_BAD_LENGTH: 'the application data length is over the limit (1024), or bytes follow the end of the frame',
   GB26875_BAD_END: "the frame does not end with '##' (0x23 0x23) where its length says it ends",
   GB26875_BAD_CHECKSUM: 'the checksum (sum of bytes 3..27+n mod 256) does not match; the frame was corrupted',
   GB26875_UNSUPPORTED_COMMAND: 'the command byte is not one a panel sends upstream (2 send data, 3 confirm, 5 response, 6 deny)',
@@ -15,6 +15,9 @@ export const GB26875_ERRORS = {
   GB26875_UNKNOWN_ANALOG_TYPE: "an analog value has a type the standard's table and the profile's analogTypes do not list; that value was refused, the others went on",
   GB26875_BAD_ANALOG: 'an analog value is outside what its type can hold; that value was refused, the others went on',
   GB26875_BAD_PROFILE: "the device profile's gb26875 section is not valid",
+  GB26875_UNKNOWN_SOURCE: "the frame's source address is not a transmission device registered for the GB/T 26875.3 listener (registry: gb26875.address, profile input gb26875-tcp)",
+  GB26875_WRONG_SOURCE: "a frame published over MQTT carries another device's source address",
+  GB26875_TOO_MANY_CONNECTIONS: 'a connection over gb26875.maxConnections was closed at once',
 } as const;
 
 export type Gb26875ErrorCode = keyof typeof GB26875_ERRORS;

@@ -4,6 +4,7 @@ export { GB26875_ERRORS, type Gb26875ErrorCode, type Gb26875Refusal } from './er
 export {
   COMMANDS,
   MAX_APP_DATA,
+  OVERHEAD_BYTES,
   buildAnswer,
   checksum,
   encodeFrame,
@@ -16,6 +17,7 @@ export {
   type FrameTime,
   type Gb26875Frame,
 } from './frame.ts';
+export { Gb26875StreamFramer, type Gb26875FramerOptions, type Gb26875Header, type Gb26875StreamItem } from './stream.ts';
 export { BODY_BYTES, DATA_TYPES, decodeDescription, parseAppData, type AppDataResult, type Gb26875Object } from './objects.ts';
 export {
   COMPONENT_KEY,

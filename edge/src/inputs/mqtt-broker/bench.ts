@@ -61,7 +61,7 @@ if (args.driver !== undefined) {
     for (const d of devices) {
       m.set(d.id, { id: d.id, family: 'env', district: 'bench', tags: {}, secretSha256: createHash('sha256').update(d.secret).digest() } as unknown as Device);
     }
-    return { get: (id) => m.get(id), byMn: () => undefined, byPushKey: () => undefined, all: () => m.values(), size: m.size };
+    return { get: (id) => m.get(id), byMn: () => undefined, byPushKey: () => undefined, byGbAddress: () => undefined, all: () => m.values(), size: m.size };
   })();
 
   let pending: (() => void)[] = [];
