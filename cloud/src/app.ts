@@ -5,7 +5,7 @@ import { ProtoDecodeError, ProtoLimitError } from '@citysense/proto';
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { CloudConfig } from './config/schema.ts';
 import { CloudConfigError, CloudError, PROTO_DECODE_STATUS, PROTO_LIMIT_CODES } from './errors.ts';
-import { createLogger, RateLimitedWarnings, type Logger } from './log.ts';
+import { createLogger, RateLimitedWarnings, safeUrl, type Logger } from './log.ts';
 import { ingestPlugin } from './ingest/plugin.ts';
 import { influxPlugin } from './plugins/influx.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
@@ -47,10 +47,11 @@ interface ErrorAnswer {
   code: string;
   message: string;
   retryable: boolean;
+  retryAfterSeconds?: number | undefined;
 }
 
 function toAnswer(err: FastifyError | Error): ErrorAnswer {
-  if (err instanceof CloudError) return { status: err.status, code: err.code, message: err.message, retryable: err.retryable };
+  if (err instanceof CloudError) return { status: err.status, code: err.code, message: err.message, retryable: err.retryable, retryAfterSeconds: err.retryAfterSeconds };
   if (err instanceof ProtoLimitError) {
     const ce = new CloudError(PROTO_LIMIT_CODES[err.code], err.message);
     return { status: ce.status, code: ce.code, message: ce.message, retryable: false };
@@ -121,14 +122,21 @@ export function buildApp(config: CloudConfig, opts: BuildAppOptions = {}): Fasti
     // Refusals for load are expected under a backlog: logged at a bounded rate like bad input.
     if (a.code === 'INGEST_BUSY') warnings.warn(a.code, { edge: req.edgeId || undefined }, a.message);
     else if (a.status >= 500) req.log.error({ code: a.code, err: a.code === 'INTERNAL' ? err : undefined, edge: req.edgeId || undefined }, a.message);
-    else warnings.warn(a.code, { edge: req.edgeId || undefined, url: req.url.slice(0, 200), ip: req.ip }, a.message);
-    if (a.status === 401) reply.header('www-authenticate', 'Bearer realm="citysense-edge"');
-    if (a.retryable) reply.header('retry-after', String(config.influx.retryAfterSeconds));
+    else warnings.warn(a.code, { edge: req.edgeId || undefined, url: safeUrl(req.url).slice(0, 200), ip: req.ip }, a.message);
+    if (a.status === 401) reply.header('www-authenticate', `Bearer realm="${onIngest || req.url.startsWith('/v1/edges/') ? 'citysense-edge' : 'citysense'}"`);
+    if (a.retryAfterSeconds !== undefined) reply.header('retry-after', String(a.retryAfterSeconds));
+    else if (a.retryable) reply.header('retry-after', String(config.influx.retryAfterSeconds));
     reply.code(a.status).type('application/json').send({ error: a.code, message: a.message });
+  });
+  // API answers are per operator and change with every write: no browser or proxy may keep them (a
+  // shared computer's cache would show the next user the last one's data). The console's static files set
+  // their own caching (console/plugin.ts); the alert stream writes its own headers.
+  app.addHook('onSend', async (req, reply) => {
+    if (req.url.startsWith('/v1/')) reply.header('cache-control', 'no-store');
   });
   app.setNotFoundHandler((req, reply) => {
     app.metrics.httpErrors.inc({ code: 'NOT_FOUND', status: '404' });
-    const e = new CloudError('NOT_FOUND', `${req.method} ${req.url.slice(0, 200)}`);
+    const e = new CloudError('NOT_FOUND', `${req.method} ${safeUrl(req.url).slice(0, 200)}`);
     reply.code(404).send({ error: e.code, message: e.message });
   });
 

@@ -121,6 +121,22 @@ export const CLOUD_ERRORS = {
     status: 401,
     message: 'Wrong username or password.',
   },
+  LOGIN_THROTTLED: {
+    status: 429,
+    message: 'Too many login attempts from this address or for this account: wait the Retry-After seconds, or log in from an address this account has logged in from before (docs/security.md).',
+  },
+  LOGIN_BUSY: {
+    status: 503,
+    message: 'The cloud is checking as many passwords as operators.login.maxConcurrentHashes and maxQueuedHashes allow: try again after Retry-After.',
+  },
+  AUTH_TOKEN_IN_URL: {
+    status: 401,
+    message: 'Operator tokens are accepted only in the Authorization header, never in the URL (?access_token=), where logs and proxies keep them: send "Authorization: Bearer <token>".',
+  },
+  OPERATOR_NOT_FOUND: {
+    status: 404,
+    message: 'No operator has this name in operators.users.',
+  },
   FORBIDDEN: {
     status: 403,
     message: 'Your role may not do this: viewers may read, operators may acknowledge and resolve, admins may retry deliveries.',
@@ -136,6 +152,10 @@ export const CLOUD_ERRORS = {
   STREAM_FULL: {
     status: 503,
     message: 'The alert stream has as many clients as alerts.stream.maxClients allows: try again later.',
+  },
+  STREAM_OPERATOR_FULL: {
+    status: 429,
+    message: 'This operator already has as many alert streams open as alerts.stream.maxClientsPerOperator allows: close one (another tab or screen) or try again after Retry-After.',
   },
   DELIVERY_NOT_FOUND: {
     status: 404,
@@ -220,6 +240,8 @@ export class CloudError extends Error {
     readonly code: CloudErrorCode,
     /** Specifics appended to the catalogue sentence (never secrets). */
     readonly detail?: string,
+    /** Sent as Retry-After (429s and the 503s that know when to come back). */
+    readonly retryAfterSeconds?: number,
   ) {
     const spec: ErrorSpec = CLOUD_ERRORS[code];
     super(detail ? `${spec.message} (${detail})` : spec.message);

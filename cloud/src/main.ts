@@ -10,8 +10,20 @@ async function main(): Promise<void> {
     process.stdout.write('usage: cloud [--config cloud.yaml]\nsee cloud/README.md for the keys and environment variables\n');
     return;
   }
-  const config = loadCloudConfig(values.config ?? process.env.CITYSENSE_CLOUD_CONFIG);
+  const configPath = values.config ?? process.env.CITYSENSE_CLOUD_CONFIG;
+  const config = loadCloudConfig(configPath);
   const cloud = await startCloud(config);
+  // SIGHUP re-reads the config's operators (roles, removals, passwords) without a restart: edges and
+  // streams stay connected, and the new records apply from the next request on (docs/security.md).
+  // Nothing else of the config is re-read; a config that no longer validates changes nothing.
+  process.on('SIGHUP', () => {
+    try {
+      cloud.app.operatorAuth.setOperators(loadCloudConfig(configPath).operators);
+      cloud.app.log.info('SIGHUP: operators reloaded');
+    } catch (err) {
+      cloud.app.log.error({ err: (err as Error).message }, 'SIGHUP: the config does not validate; operators unchanged');
+    }
+  });
   let closing = false;
   const stop = (signal: string) => {
     if (closing) {

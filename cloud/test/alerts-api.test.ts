@@ -165,8 +165,12 @@ describe('GET /v1/alerts/stream', () => {
     expect(got.map((e) => e.id)).toEqual([...all.slice(2).map((c) => c.seq), all[all.length - 1]!.seq + 1]);
     expect(got[got.length - 1]!.data).toMatchObject({ rule: 'pm25', state: 'resolved', device_id: 'env-1' });
 
-    // Browsers' EventSource cannot send headers: ?access_token= and ?lastEventId= work too.
-    const again = await fetch(`${base}/v1/alerts/stream?access_token=${viewer}&lastEventId=0`);
+    // A token in the URL is refused (logs and proxies keep URLs), even a valid one; ?lastEventId= works.
+    const inUrl = await fetch(`${base}/v1/alerts/stream?access_token=${viewer}&lastEventId=0`);
+    expect(inUrl.status).toBe(401);
+    expect(await inUrl.json()).toMatchObject({ error: 'AUTH_TOKEN_IN_URL' });
+    const again = await fetch(`${base}/v1/alerts/stream?lastEventId=0`, { headers: { authorization: `Bearer ${viewer}` } });
+    expect(again.headers.get('cache-control')).toBe('no-store');
     const everything = await readEvents(again, all.length + 1);
     expect(everything.map((e) => e.id)).toEqual([...all.map((c) => c.seq), all[all.length - 1]!.seq + 1]);
   });

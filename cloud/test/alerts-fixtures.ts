@@ -7,7 +7,7 @@ import type { Batch, DeviceEvent, Reading } from '@citysense/proto';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.ts';
 import type { RuleInput } from '../src/alerts/rules.ts';
-import { hashPassword } from '../src/auth/passwords.ts';
+import { hashPasswordSync } from '../src/auth/passwords.ts';
 import type { CloudConfigInput } from '../src/config/schema.ts';
 import { silentLogger, testConfig } from './helpers.ts';
 
@@ -77,10 +77,13 @@ export async function receiver(otherwise: Answer = 200): Promise<Receiver> {
 }
 
 export const PASSWORDS = { admin: 'admin-pw-1', duty: 'duty-pw-1', viewer: 'viewer-pw-1' };
+// Hashed at the cost of the old default (N=2^14), which keeps the fixtures quick and the hashes made before
+// OWASP's parameters verifiable; auth-operators.test.ts checks the current parameters.
+export const FIXTURE_SCRYPT = { N: 2 ** 14, r: 8, p: 1 };
 export const OPERATORS = [
-  { username: 'admin', role: 'admin' as const, passwordHash: hashPassword(PASSWORDS.admin) },
-  { username: 'duty', role: 'operator' as const, passwordHash: hashPassword(PASSWORDS.duty) },
-  { username: 'viewer', role: 'viewer' as const, passwordHash: hashPassword(PASSWORDS.viewer) },
+  { username: 'admin', role: 'admin' as const, passwordHash: hashPasswordSync(PASSWORDS.admin, FIXTURE_SCRYPT) },
+  { username: 'duty', role: 'operator' as const, passwordHash: hashPasswordSync(PASSWORDS.duty, FIXTURE_SCRYPT) },
+  { username: 'viewer', role: 'viewer' as const, passwordHash: hashPasswordSync(PASSWORDS.viewer, FIXTURE_SCRYPT) },
 ];
 export const AUTH_ENV = { CITYSENSE_AUTH_SECRET: 'test-operator-token-key' };
 

@@ -3,7 +3,8 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testInflux, type TestInflux } from '../../e2e/setup/influx.ts';
-import { hashPassword, verifyPassword } from '../src/auth/passwords.ts';
+import { DEMO_OPERATORS } from '../src/auth/demo.ts';
+import { verifyPassword } from '../src/auth/passwords.ts';
 import { signToken, verifyToken } from '../src/auth/tokens.ts';
 import { parseCloudConfig } from '../src/config/load.ts';
 import { AUTH_ENV, PASSWORDS, alertApp, alertBatch, clock, event, login } from './alerts-fixtures.ts';
@@ -44,11 +45,12 @@ describe('POST /v1/auth/login', () => {
 
     const [payload, mac] = token.split('.');
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
-    const promoted = `${Buffer.from(JSON.stringify({ ...claims, role: 'admin' })).toString('base64url')}.${mac}`;
+    expect(Object.keys(claims).sort()).toEqual(['exp', 'iat', 'jti', 'sub']); // no role: it is read from the record
+    const promoted = `${Buffer.from(JSON.stringify({ ...claims, sub: 'admin' })).toString('base64url')}.${mac}`;
     expect((await get(promoted)).json()).toMatchObject({ error: 'AUTH_INVALID' });
-    const forged = signToken(Buffer.from('not-the-key'), { sub: 'admin', role: 'admin', exp: claims.exp });
+    const forged = signToken(Buffer.from('not-the-key'), { sub: 'admin', jti: 'x', iat: claims.iat, exp: claims.exp });
     expect((await get(forged)).statusCode).toBe(401);
-    const ghost = signToken(Buffer.from(AUTH_ENV.CITYSENSE_AUTH_SECRET), { sub: 'ghost', role: 'admin', exp: claims.exp });
+    const ghost = signToken(Buffer.from(AUTH_ENV.CITYSENSE_AUTH_SECRET), { sub: 'ghost', jti: 'y', iat: claims.iat, exp: claims.exp });
     expect((await get(ghost)).statusCode).toBe(401);
 
     now.add(12 * 3_600_000 + 1000);
@@ -77,12 +79,12 @@ describe('roles', () => {
 });
 
 describe('passwords and config', () => {
-  it('scrypt hashes verify only the right password', () => {
-    const h = hashPassword('s3cret');
-    expect(h).toMatch(/^scrypt\$16384\$8\$1\$/);
-    expect(verifyPassword('s3cret', h)).toBe(true);
-    expect(verifyPassword('s3cret ', h)).toBe(false);
-    expect(verifyPassword('s3cret', 'md5$abc')).toBe(false);
+  it('the written-out demo hashes are scrypt at OWASP\'s parameters and verify their passwords', async () => {
+    const pw: Record<string, string> = { admin: 'admin-demo', duty: 'duty-demo', viewer: 'viewer-demo' };
+    for (const d of DEMO_OPERATORS) {
+      expect(d.passwordHash).toMatch(/^scrypt\$131072\$8\$1\$/);
+      expect(await verifyPassword(pw[d.username]!, d.passwordHash), d.username).toBe(true);
+    }
   });
 
   it('the demo operators of contracts.md log in with operators.demoUsers', async () => {
@@ -101,7 +103,7 @@ describe('passwords and config', () => {
 
   it('a token key from the environment outlives the process; without it tokens are per process', () => {
     const key = Buffer.from('k');
-    const t = signToken(key, { sub: 'a', role: 'viewer', exp: Math.floor(Date.now() / 1000) + 60 });
+    const t = signToken(key, { sub: 'a', jti: 'j', iat: Date.now(), exp: Date.now() + 60_000 });
     expect(verifyToken(key, t, Date.now())).toMatchObject({ sub: 'a' });
     expect(verifyToken(Buffer.from('other'), t, Date.now())).toBeUndefined();
   });

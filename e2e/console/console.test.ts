@@ -309,10 +309,17 @@ describe('operator console in headless Chromium, against the demo stack', () => 
     await shot(page, 'alerts-viewer');
     const t = await token('viewer', 'viewer-demo');
     expect((await api(`/v1/alerts/${alertId}/resolve`, t, { method: 'POST' })).status).toBe(403);
-    // Logging out ends the session in this tab: back to the login form, nothing kept.
+    // Logging out ends the session in this tab: back to the login form, nothing kept; and the cloud
+    // revokes the token, so a copy of it (here: read from the tab before) is refused from then on.
+    const stored = await page.evaluate(() => (sessionStorage as unknown as { getItem(k: string): string | null }).getItem('citysense.session'));
+    const tabToken = (JSON.parse(stored ?? '{}') as { token?: string }).token ?? '';
+    expect((await api('/v1/alerts', tabToken)).status).toBe(200);
     await page.click('#logout');
     await page.waitForSelector('#login-form');
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    const deadline = Date.now() + 5000;
+    while ((await api('/v1/alerts', tabToken)).status !== 401 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect((await api<{ error: string }>('/v1/alerts', tabToken)).body).toMatchObject({ error: 'AUTH_INVALID' });
     await page.context().close();
   }, 60_000);
 

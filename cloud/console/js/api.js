@@ -47,6 +47,16 @@ export async function login(username, password) {
   return r;
 }
 
+/** Ends the token at the cloud too (a copied token stops working), then the tab's session. */
+export async function logout() {
+  try {
+    await api('/v1/auth/logout', { method: 'POST' });
+  } catch {
+    // The cloud is unreachable or the token has ended already: the tab forgets it either way.
+  }
+  session.clear('You have logged out.');
+}
+
 export const q = (params) => {
   const u = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') u.set(k, String(v));

@@ -2,6 +2,7 @@
 // #/device/{id}, #/alerts, #/edges, #/registry), the alert stream for the whole session.
 import { h, mount } from './dom.js';
 import * as session from './session.js';
+import { logout } from './api.js';
 import * as alerts from './alerts-store.js';
 import { loginPage } from './pages/login.js';
 import { districtsPage } from './pages/districts.js';
@@ -43,7 +44,7 @@ function buildShell(s) {
       'div.who',
       streamDot,
       h('span#whoami', `${s.username} `, h('span.role', { 'data-role': s.role }, s.role)),
-      h('button.link#logout', { type: 'button', on: { click: () => session.clear('You have logged out.') } }, 'Log out'),
+      h('button.link#logout', { type: 'button', on: { click: () => void logout() } }, 'Log out'),
     ),
   );
   mount(root, header, main);

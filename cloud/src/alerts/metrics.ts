@@ -31,7 +31,7 @@ export function createAlertMetrics(registry: Registry, collect: { outboxPending(
     seriesDropped: new Counter({ name: `${PREFIX}alerts_series_dropped_total`, help: 'Pending conditions and rate windows not tracked because alerts.maxSeries was reached', registers }),
     influxWriteFailures: new Counter({ name: `${PREFIX}alerts_influx_write_failures_total`, help: 'Writes of alert state changes to the alerts measurement that failed (retried)', registers }),
     streamClients: new Gauge({ name: `${PREFIX}alerts_stream_clients`, help: 'Connected GET /v1/alerts/stream clients', registers }),
-    streamDisconnected: new Counter({ name: `${PREFIX}alerts_stream_disconnected_total`, help: 'Stream clients the cloud disconnected, by reason (slow, too_many)', labelNames: ['reason'], registers }),
+    streamDisconnected: new Counter({ name: `${PREFIX}alerts_stream_disconnected_total`, help: 'Stream clients the cloud disconnected or refused, by reason (slow, too_many, too_many_per_operator, expired, revoked)', labelNames: ['reason'], registers }),
     edgeNotifiedSkipped: new Counter({ name: `${PREFIX}alerts_edge_notified_skipped_total`, help: 'Webhooks not sent because the edge had already notified the target of that event', labelNames: ['target'], registers }),
     webhookAttempts: new Counter({ name: `${PREFIX}webhook_attempts_total`, help: 'Webhook POST attempts, by target and outcome (delivered, http_error, timeout, network_error)', labelNames: ['target', 'outcome'], registers }),
     webhookDelivered: new Counter({ name: `${PREFIX}webhook_delivered_total`, help: 'State changes a target acknowledged with 2xx', labelNames: ['target'], registers }),

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { Duration } from '../alerts/duration.ts';
 import { RuleSchema, SEVERITIES, CATEGORIES } from '../alerts/rules.ts';
+import { parseHash, SCRYPT_BOUNDS } from '../auth/passwords.ts';
 
 const MiB = 1024 * 1024;
 
@@ -60,8 +61,38 @@ export const OperatorSchema = z.strictObject({
   username: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, 'a username is 1-64 letters, digits, _ . @ -'),
   role: z.enum(['viewer', 'operator', 'admin']),
   /** scrypt$N$r$p$<salt b64>$<hash b64>, made by `npx tsx cloud/src/auth/hash-password.ts <password>`. */
-  passwordHash: z.string().regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, 'must be scrypt$N$r$p$salt$hash (see cloud/README.md)'),
+  passwordHash: z
+    .string()
+    .regex(/^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/, 'must be scrypt$N$r$p$salt$hash (see cloud/README.md)')
+    .refine((h) => parseHash(h) !== undefined, {
+      message: `scrypt parameters out of bounds: N a power of two up to ${SCRYPT_BOUNDS.maxN}, r up to ${SCRYPT_BOUNDS.maxR}, p up to ${SCRYPT_BOUNDS.maxP}, a 16-64 byte hash`,
+    }),
 });
+
+const Window = (max: number, windowMs: number) =>
+  z.strictObject({ max: z.number().int().min(1).max(1_000_000).default(max), windowMs: Duration.default(windowMs) }).prefault({});
+
+const LoginSchema = z
+  .strictObject({
+    /** Every login attempt from one address (IPv6: its /64), right or wrong. */
+    perSource: Window(30, 60_000),
+    /** Wrong passwords for one username from one address. */
+    perAccountSource: Window(5, 60_000),
+    /** Wrong passwords for one username from addresses it has never logged in from (known sources are exempt). */
+    perAccount: Window(20, 300_000),
+    /** An address an operator logged in from stays known (exempt from perAccount) this long; in memory only. */
+    knownSourceTtlMs: Duration.default(30 * 86_400_000),
+    maxKnownSources: z.number().int().min(1).max(10_000_000).default(10_000),
+    /** Keys (addresses, usernames) each window remembers, least recently used forgotten first. */
+    trackedKeys: z.number().int().min(100).max(10_000_000).default(10_000),
+    /** Password hashes computed at once (each holds a core and ~128 MiB at the default scrypt cost). */
+    maxConcurrentHashes: z.number().int().min(1).max(64).default(1),
+    /** Logins waiting for a hash slot; more are refused at once with 503 LOGIN_BUSY. */
+    maxQueuedHashes: z.number().int().min(0).max(10_000).default(16),
+    /** Retry-After of LOGIN_BUSY, seconds. */
+    busyRetryAfterSeconds: z.number().int().min(1).max(3600).default(2),
+  })
+  .prefault({});
 
 // --- registry, query API, retention (issue 7; owner: registry/query) ---
 
@@ -293,6 +324,8 @@ export const CloudConfigSchema = z
             /** A client whose unsent bytes exceed this is disconnected (it resumes with Last-Event-ID). */
             maxBufferedBytes: z.number().int().min(1024).default(1024 * 1024),
             maxClients: z.number().int().min(1).default(100),
+            /** Streams one operator may hold at once (tabs, wall screens); more get 429 STREAM_OPERATOR_FULL. */
+            maxClientsPerOperator: z.number().int().min(1).default(5),
             /** Most state changes replayed per read of the store. */
             replayChunk: z.number().int().min(1).default(500),
           })
@@ -324,6 +357,10 @@ export const CloudConfigSchema = z
         /** Environment variable with the HMAC key of operator tokens; unset: a random key per process. */
         tokenSecretEnv: EnvName.default('CITYSENSE_AUTH_SECRET'),
         tokenTtl: Duration.default(12 * 3_600_000),
+        /** How often revocations of tokens that have expired anyway are deleted from the store. */
+        revocationSweepMs: Duration.default(3_600_000),
+        /** Password guessing (docs/security.md § Operator authentication). */
+        login: LoginSchema,
       })
       .prefault({}),
     /** The operator web console (issue 7; cloud/src/console/, docs/console.md). */

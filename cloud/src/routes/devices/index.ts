@@ -135,7 +135,7 @@ export const deviceRoutes: FastifyPluginAsync<DeviceRoutesOptions> = async (app,
 
   app.get('/v1/devices/:id/history', viewer, async (req) => {
     const q = req.query as Record<string, unknown>;
-    const unknown = Object.keys(q).filter((k) => !HISTORY_PARAMS.has(k) && k !== 'access_token');
+    const unknown = Object.keys(q).filter((k) => !HISTORY_PARAMS.has(k));
     if (unknown.length) throw new CloudError('QUERY_INVALID', `unknown parameter(s) ${unknown.map((k) => JSON.stringify(k.slice(0, 40))).join(', ')}; known: ${[...HISTORY_PARAMS].join(', ')}`);
     const device = deviceFor(req);
     const metrics = parseMetrics(q.metric, config.query.maxMetrics);
