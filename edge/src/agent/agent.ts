@@ -114,6 +114,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     warn,
     normalise: { ...c.normalise, alarmTypes: c.events.alarmTypes, warningTypes: c.events.warningTypes },
     gb26875: { heartbeatReadingIntervalMs: c.gb26875.heartbeatReadingIntervalMs, maxAppData: c.gb26875.maxAppData },
+    decoders: c.decoders,
   });
   // Telemetry is taken in at most mqtt.messagesPerTurn per loop turn; events (alarms) go straight in.
   const budget = new TurnBudget(c.mqtt.messagesPerTurn);
@@ -156,7 +157,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     });
   }
   const hj212 = c.hj212.enabled
-    ? await startHj212Listener({ ...c.hj212, registry, ingest, metricsRegistry: metrics.registry, log, warn })
+    ? await startHj212Listener({ ...c.hj212, maxCpPairs: c.decoders.hj212.maxCpPairs, registry, ingest, metricsRegistry: metrics.registry, log, warn })
     : undefined;
   // CTWing / OneNET pushes (issue 18): a push is answered 200 only once its reports are in the queue.
   const push = c.httpPush ? await startHttpPush({ ...c.httpPush, registry, ingest, metricsRegistry: metrics.registry, log, warn }) : undefined;

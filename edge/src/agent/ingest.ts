@@ -9,8 +9,9 @@ import type { RateLimitedWarn } from '../log.ts';
 import type { Sink } from '../sink.ts';
 import type { TopicKind } from '../inputs/mqtt-broker/auth.ts';
 import { MESSAGE_REJECT, decodeEvent, decodeTelemetry, type DecodedEvent, type ValueRejection } from '../decoders/json/json.ts';
-import { decodeBinary } from '../decoders/binary/index.ts';
-import { frameToReadings, parseFrameBytes, type Hj212Frame } from '../decoders/hj212/index.ts';
+import { DEFAULT_JSON_LIMITS, type JsonLimits } from '../decoders/json/limits.ts';
+import { decodeBinary, DEFAULT_BINARY_LIMITS, type BinaryLimits } from '../decoders/binary/index.ts';
+import { frameToReadings, HJ212_MAX_CP_PAIRS, parseFrameBytes, type Hj212Frame } from '../decoders/hj212/index.ts';
 import { normaliseEvent, normaliseReading, type NormaliseOptions } from '../processors/normalise.ts';
 import type { RawSample } from '../profiles/apply.ts';
 import { Gb26875Decoder, Gb26875StreamFramer, type Gb26875Decoded } from '../decoders/gb26875/index.ts';
@@ -104,8 +105,16 @@ function looksLikeHex(payload: Buffer): boolean {
   return payload.length >= 2 && payload.length <= 4096 && HEX_TEXT.test(payload.toString('latin1'));
 }
 
-export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLimitedWarn; normalise: NormaliseOptions; gb26875?: Gb26875IngestOptions }): Ingest {
+/** Decoder limits (config `decoders`), checked before a payload's per-item structures are built. */
+export interface DecoderLimits {
+  json: JsonLimits;
+  binary: BinaryLimits;
+  hj212: { maxCpPairs: number };
+}
+
+export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLimitedWarn; normalise: NormaliseOptions; gb26875?: Gb26875IngestOptions; decoders?: DecoderLimits }): Ingest {
   const { metrics, warn } = o;
+  const lim = o.decoders ?? { json: DEFAULT_JSON_LIMITS, binary: DEFAULT_BINARY_LIMITS, hj212: { maxCpPairs: HJ212_MAX_CP_PAIRS } };
   /** The last reading accepted per device, to drop exact repeats (a QoS 1 redelivery, a DTU resend). */
   const last = new Map<string, { ts: number; values: Record<string, MetricValue> }>();
 
@@ -255,14 +264,14 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
   // The MQTT path resolves with deliver()'s tally, which its callers ignore (Promise<void> to them).
   async function mqtt(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number): Promise<unknown> {
     if (kind === 'events') {
-      const d = decodeEvent(payload);
+      const d = decodeEvent(payload, lim.json);
       if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
       return deliver(device, [], [d.value], receivedAt, kind);
     }
     const p = device.profile.profile;
     switch (p.format) {
       case 'json': {
-        const d = decodeTelemetry(payload, p.json ?? undefined);
+        const d = decodeTelemetry(payload, p.json ?? undefined, lim.json);
         if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
         countValues(device, d.value.rejected);
         if (!hasKeys(d.value.values)) return rejectMessage(device, kind, MESSAGE_REJECT.noMetrics, 'no usable metric value in the message');
@@ -270,7 +279,7 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
       }
       case 'binary': {
         const hex = p.binaryEncoding === 'hex' || (p.binaryEncoding === 'auto' && looksLikeHex(payload));
-        const d = decodeBinary(hex ? payload.toString('latin1') : payload, p.binary!);
+        const d = decodeBinary(hex ? payload.toString('latin1') : payload, p.binary!, lim.binary);
         countValues(device, d.refusals.filter((r) => r.field !== undefined).map((r) => ({ name: r.field!, reason: r.code })));
         const whole = d.refusals.find((r) => r.field === undefined);
         if (Object.keys(d.values).length === 0) return rejectMessage(device, kind, whole?.code ?? MESSAGE_REJECT.noValidValues, whole?.message ?? 'no value decoded');
@@ -278,7 +287,7 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
       }
       case 'hj212': {
         // An HJ 212 station behind a DTU: the frame is the payload; the MQTT login already authenticated it.
-        const r = parseFrameBytes(payload);
+        const r = parseFrameBytes(payload, { maxCpPairs: lim.hj212.maxCpPairs });
         if (!r.ok) return rejectMessage(device, kind, r.code, r.message);
         if (device.hj212 && r.frame.mn !== device.hj212.mn) return rejectMessage(device, kind, 'HJ212_WRONG_MN', `frame MN ${r.frame.mn} is not this device's`);
         return hj212Frame(device, r.frame, receivedAt);

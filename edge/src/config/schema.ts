@@ -228,6 +228,23 @@ export const edgeConfigSchema = z
         maxAgeMs: positiveInt.default(100),
       })
       .prefault({}),
+    /** Decoder limits, checked before a payload's per-item structures are built (docs/security.md). */
+    decoders: z
+      .strictObject({
+        json: z
+          .strictObject({
+            /** Payload bytes of a JSON message. */
+            maxBytes: positiveInt.default(65_536),
+            /** Nesting of objects and arrays (the contract's payloads need 3). */
+            maxDepth: positiveInt.max(1000).default(8),
+            /** Members of all objects and elements of all arrays of one payload. */
+            maxMembers: positiveInt.default(1024),
+          })
+          .prefault({}),
+        binary: z.strictObject({ maxFrameBytes: positiveInt.default(1024) }).prefault({}),
+        hj212: z.strictObject({ maxCpPairs: positiveInt.default(512) }).prefault({}),
+      })
+      .prefault({}),
     normalise: z
       .strictObject({
         maxFutureSkewMs: positiveInt.default(5 * 60_000),

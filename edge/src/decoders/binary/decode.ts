@@ -23,6 +23,23 @@ function refusal(code: BinaryErrorCode, detail: string, field?: string): BinaryR
   return r;
 }
 
+export interface BinaryLimits {
+  /** Longest frame accepted, in bytes (hex text: twice as many digits, plus separators). */
+  maxFrameBytes: number;
+}
+export const DEFAULT_BINARY_LIMITS: Readonly<BinaryLimits> = Object.freeze({ maxFrameBytes: 1024 });
+
+/**
+ * A frame over the limit, checked before hex text is split into tokens or bytes are copied. Hex text may
+ * carry a separator between byte pairs (`0xA1 0xB2`: up to 5 characters per byte).
+ */
+function tooLong(payload: Uint8Array | string, lim: Readonly<BinaryLimits>): BinaryRefusal | undefined {
+  const max = typeof payload === 'string' ? lim.maxFrameBytes * 5 + 8 : lim.maxFrameBytes;
+  const len = typeof payload === 'string' || payload instanceof Uint8Array ? payload.length : 0;
+  if (len <= max) return undefined;
+  return refusal('BINARY_TOO_LONG', `${len} ${typeof payload === 'string' ? 'characters of hex text' : 'bytes'}, the limit is ${lim.maxFrameBytes} bytes`);
+}
+
 /** Hex text → bytes: `a1b2`, `A1 B2`, `0xA1B2`, `0xa1 0xb2`, `a1:b2` are all the same two bytes. */
 export function hexToBytes(text: string): Buffer | BinaryRefusal {
   const tokens = text.trim().split(/[\s,:]+/).filter((t) => t !== '');
@@ -34,7 +51,9 @@ export function hexToBytes(text: string): Buffer | BinaryRefusal {
 }
 
 /** Decode `payload` (raw bytes, or hex text) with `layout`, a layout that passed loadBinaryLayout. */
-export function decodeBinary(payload: Uint8Array | string, layout: BinaryLayout): BinaryDecoded {
+export function decodeBinary(payload: Uint8Array | string, layout: BinaryLayout, limits: Readonly<BinaryLimits> = DEFAULT_BINARY_LIMITS): BinaryDecoded {
+  const long = tooLong(payload, limits);
+  if (long) return { values: {}, refusals: [long] };
   let bytes: Buffer;
   if (typeof payload === 'string') {
     const b = hexToBytes(payload);
@@ -163,18 +182,20 @@ function hex2(n: number): string {
  * Decode with the first of a device's layouts whose `match` byte fits (a layout without `match` fits
  * any frame), for devices that send several frame types (heartbeat, alarm, ...). `layout` is its index.
  */
-export function decodeBinaryAny(payload: Uint8Array | string, layouts: readonly BinaryLayout[]): BinaryDecoded & { layout?: number } {
+export function decodeBinaryAny(payload: Uint8Array | string, layouts: readonly BinaryLayout[], limits: Readonly<BinaryLimits> = DEFAULT_BINARY_LIMITS): BinaryDecoded & { layout?: number } {
+  const long = tooLong(payload, limits);
+  if (long) return { values: {}, refusals: [long] };
   let bytes: Uint8Array;
   if (typeof payload === 'string') {
     const b = hexToBytes(payload);
     if (!Buffer.isBuffer(b)) return { values: {}, refusals: [b] };
     bytes = b;
   } else bytes = payload;
-  if (!(bytes instanceof Uint8Array)) return decodeBinary(bytes, layouts[0]!);
+  if (!(bytes instanceof Uint8Array)) return decodeBinary(bytes, layouts[0]!, limits);
   const i = layouts.findIndex((l) => !l.match || bytes[l.match.byte] === l.match.equals);
   if (i === -1) {
     const kinds = layouts.map((l) => (l.match ? `0x${hex2(l.match.equals)} at byte ${l.match.byte}` : 'any')).join(', ');
     return { values: {}, refusals: [refusal('BINARY_NO_MATCH', `no layout of the device fits this frame (they expect ${kinds})`)] };
   }
-  return { ...decodeBinary(bytes, layouts[i]!), layout: i };
+  return { ...decodeBinary(bytes, layouts[i]!, limits), layout: i };
 }

@@ -4,6 +4,7 @@
 export const BINARY_ERRORS = {
   BINARY_BAD_PAYLOAD: 'the payload is neither bytes nor hex text',
   BINARY_BAD_HEX: 'the payload text is not hex (pairs of 0-9 a-f, spaces and 0x allowed)',
+  BINARY_TOO_LONG: 'the frame (or its hex text) is longer than decoders.binary.maxFrameBytes; NB-IoT frames are a few hundred bytes at most',
   BINARY_TOO_SHORT: "the frame is shorter than the device's layout needs",
   BINARY_NO_MATCH: "the frame-type byte does not match the device's layout",
   BINARY_OUT_OF_RANGE: "a value is outside the valid range in the device's layout; the other values went on",

@@ -14,4 +14,4 @@ export {
   type LayoutIssue,
   type LayoutResult,
 } from './layout.ts';
-export { decodeBinary, decodeBinaryAny, hexToBytes, type BinaryDecoded, type BinaryRefusal, type BinaryValue } from './decode.ts';
+export { decodeBinary, decodeBinaryAny, hexToBytes, DEFAULT_BINARY_LIMITS, type BinaryLimits, type BinaryDecoded, type BinaryRefusal, type BinaryValue } from './decode.ts';

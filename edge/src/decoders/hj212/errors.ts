@@ -9,6 +9,7 @@ export const HJ212_ERRORS = {
   HJ212_BAD_CRC: 'the CRC (Appendix A) does not match the data segment, or is not 4 hex digits',
   HJ212_BAD_ENCODING: 'the data segment is not valid UTF-8',
   HJ212_BAD_FIELD: 'a field of the data segment (QN, ST, CN, PW, MN, Flag, PNUM, PNO, CP) is missing or malformed',
+  HJ212_TOO_MANY_ITEMS: 'the CP holds more key=value pairs than decoders.hj212.maxCpPairs',
   HJ212_BAD_DATATIME: 'DataTime is missing or not a real YYYYMMDDhhmmss instant',
   HJ212_BAD_VALUE: 'a value that must be a number is not one; the other items of the frame went on',
   HJ212_UNSUPPORTED_CN: 'the command code carries no readings (only 2011, 2051, 2061 and 2031 do)',

@@ -52,7 +52,11 @@ export type Hj212Result = { ok: true; frame: Hj212Frame } | Hj212Refusal;
 export interface ParseFrameOptions {
   /** Largest data segment accepted, in bytes. Default 1024 (HJ 212-2017 §6.3.1). */
   maxSegmentBytes?: number;
+  /** Most CP `key=value` pairs, counted before the CP is split (decoders.hj212.maxCpPairs). Default 512. */
+  maxCpPairs?: number;
 }
+
+export const HJ212_MAX_CP_PAIRS = 512;
 
 export function hj212Refusal(code: Hj212ErrorCode, detail: string, extra?: { field?: string; partial?: Hj212Partial }): Hj212Refusal {
   const r: Hj212Refusal = { ok: false, code, message: `${HJ212_ERRORS[code]}: ${detail}` };
@@ -117,7 +121,7 @@ export function parseFrameBytes(bytes: Uint8Array, opts: ParseFrameOptions = {})
   if (segText === undefined) {
     return hj212Refusal('HJ212_BAD_ENCODING', 'the data segment has bytes that are not UTF-8; set the station to UTF-8 (HJ 212-2017) text');
   }
-  return parseSegment(segText, crcText.toUpperCase());
+  return parseSegment(segText, crcText.toUpperCase(), opts.maxCpPairs ?? HJ212_MAX_CP_PAIRS);
 }
 
 interface Header {
@@ -189,7 +193,7 @@ export function versionOf(flag: number): Hj212Version {
   return v === 0 ? '2005' : v === 1 ? '2017' : v === 2 ? '2025' : 'unknown';
 }
 
-function parseSegment(seg: string, crc: string): Hj212Result {
+function parseSegment(seg: string, crc: string, maxCpPairs: number): Hj212Result {
   const h = splitHeader(seg);
   if ('ok' in h) return h;
   const f = h.fields;
@@ -250,7 +254,7 @@ function parseSegment(seg: string, crc: string): Hj212Result {
     return hj212Refusal('HJ212_BAD_FIELD', `PNO=${frame.pno} is beyond PNUM=${frame.pnum}`, { field: 'PNO' });
   }
 
-  const cpErr = parseCp(h.cp, frame);
+  const cpErr = parseCp(h.cp, frame, maxCpPairs);
   if (cpErr) return cpErr;
 
   const dt = frame.params['DataTime'];
@@ -264,7 +268,15 @@ function parseSegment(seg: string, crc: string): Hj212Result {
   return { ok: true, frame };
 }
 
-function parseCp(cp: string, frame: Hj212Frame): Hj212Refusal | undefined {
+function parseCp(cp: string, frame: Hj212Frame, maxPairs: number): Hj212Refusal | undefined {
+  // Count the pairs before splitting: split() would build every piece first.
+  let pairs = 1;
+  for (let i = 0; i < cp.length; i++) {
+    const c = cp.charCodeAt(i);
+    if ((c === 0x3b || c === 0x2c) && ++pairs > maxPairs) {
+      return hj212Refusal('HJ212_TOO_MANY_ITEMS', `more than ${maxPairs} pairs in CP`, { field: 'CP' });
+    }
+  }
   // HJ 212-2017 §6.3.2: items are separated by `;`, the values of one item by `,`.
   for (const item of cp.split(';')) {
     if (item === '') continue; // a trailing `;` before `&&` is common and harmless

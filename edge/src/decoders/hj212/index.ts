@@ -8,6 +8,7 @@ export {
   chinaTimeToMs,
   versionOf,
   HJ212_MAX_SEGMENT_BYTES,
+  HJ212_MAX_CP_PAIRS,
   type Hj212Frame,
   type Hj212Partial,
   type Hj212Refusal,

@@ -1,6 +1,7 @@
 // The generic JSON profile (contracts.md, "MQTT: generic JSON profile"): turns a payload into candidate
 // values. Decoding only checks shape and JSON types; naming rules and clock skew are the normaliser's.
 import type { MetricValue } from '@citysense/proto';
+import { DEFAULT_JSON_LIMITS, jsonShapeProblem, type JsonLimits } from './limits.ts';
 
 /** Why a whole message was refused. Stable: metric labels and docs use them. */
 export const MESSAGE_REJECT = {
@@ -13,6 +14,9 @@ export const MESSAGE_REJECT = {
   noMetrics: 'no_metrics',
   badType: 'bad_event_type',
   tooManyMetrics: 'too_many_metrics',
+  payloadTooLarge: 'payload_too_large',
+  tooDeep: 'too_deep',
+  tooManyMembers: 'too_many_members',
   clockSkewFuture: 'clock_skew_future',
   clockSkewPast: 'clock_skew_past',
 } as const;
@@ -58,7 +62,10 @@ export interface DecodedEvent {
   attrs: Record<string, string>;
 }
 
-function parseObject(payload: Uint8Array): Decoded<Record<string, unknown>> {
+function parseObject(payload: Uint8Array, limits: Readonly<JsonLimits>): Decoded<Record<string, unknown>> {
+  // Size, depth and member count before JSON.parse builds the object graph (limits.ts).
+  const shape = jsonShapeProblem(payload, limits);
+  if (shape) return { ok: false, reason: shape.reason, detail: shape.detail };
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
@@ -79,8 +86,8 @@ function parseTs(ts: unknown): Decoded<number | undefined> {
   return { ok: true, value: ts };
 }
 
-export function decodeTelemetry(payload: Uint8Array, layout: JsonLayout = CONTRACT_LAYOUT): Decoded<DecodedTelemetry> {
-  const o = parseObject(payload);
+export function decodeTelemetry(payload: Uint8Array, layout: JsonLayout = CONTRACT_LAYOUT, limits: Readonly<JsonLimits> = DEFAULT_JSON_LIMITS): Decoded<DecodedTelemetry> {
+  const o = parseObject(payload, limits);
   if (!o.ok) return o;
   const rawTs = o.value[layout.tsKey];
   const ts = parseTs(layout.tsUnit === 's' && typeof rawTs === 'number' ? Math.round(rawTs * 1000) : rawTs);
@@ -104,8 +111,8 @@ export function decodeTelemetry(payload: Uint8Array, layout: JsonLayout = CONTRA
   return { ok: true, value: { ts: ts.value, values, rejected } };
 }
 
-export function decodeEvent(payload: Uint8Array): Decoded<DecodedEvent> {
-  const o = parseObject(payload);
+export function decodeEvent(payload: Uint8Array, limits: Readonly<JsonLimits> = DEFAULT_JSON_LIMITS): Decoded<DecodedEvent> {
+  const o = parseObject(payload, limits);
   if (!o.ok) return o;
   const ts = parseTs(o.value.ts);
   if (!ts.ok) return ts;

@@ -30,6 +30,8 @@ export interface Hj212ListenerOptions {
   /** A station silent this long is disconnected (it reconnects on its next report). */
   idleTimeoutMs: number;
   maxSegmentBytes: number;
+  /** decoders.hj212.maxCpPairs (default 512). */
+  maxCpPairs?: number;
   tls?: { cert: string; key: string } | undefined;
   registry: DeviceRegistry;
   ingest: Ingest;
@@ -70,7 +72,7 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
   };
 
   async function handleFrame(sock: Socket, text: string): Promise<void> {
-    const r = parseFrame(text, { maxSegmentBytes: o.maxSegmentBytes });
+    const r = parseFrame(text, { maxSegmentBytes: o.maxSegmentBytes, ...(o.maxCpPairs ? { maxCpPairs: o.maxCpPairs } : {}) });
     if (!r.ok) return refuse(sock, r.code, r.message, answerFor(r));
     const f: Hj212Frame = r.frame;
     const device = o.registry.byMn(f.mn);
