@@ -22,7 +22,7 @@ import {
 import { DEFAULT_HJ212_HOST, DEFAULT_HJ212_PORT } from './transports/hj212-tcp.ts';
 import { startElevatorServer } from './transports/opcua-server.ts';
 import { setWarningLogger } from 'node-opcua';
-import { startFirePanel } from './fire-panel/index.ts';
+import { startFirePanel, startFirePanelTcp, type FirePanel } from './fire-panel/index.ts';
 import type { ScenarioParts } from './scenarios/types.ts';
 
 export const EXIT_OK = 0;
@@ -128,6 +128,8 @@ interface CliOptions {
   nbHeartbeatMs?: number;
   scenario?: string;
   firePanel?: string;
+  firePanelTcp?: string;
+  fireHeartbeatMs: number;
   fireReportMs: number;
   elevatorPort?: number;
   elevatorHost: string;
@@ -177,6 +179,11 @@ function buildProgram(io: CliIo): Command {
     .option('--nb-heartbeat-ms <ms>', 'NB-IoT: simulated time between heartbeats (default: every step); alarms go at once', positiveInt)
     .addOption(new Option('--scenario <name>', 'play a scenario against the devices').choices([...scenarioNames]))
     .option('--fire-panel <id:secret>', 'also run a building fire-alarm panel speaking GB/T 26875.3 over MQTT (the fire scenario drives it)')
+    .option(
+      '--fire-panel-tcp <id:address@host:port>',
+      "also run a fire-alarm transmission device speaking GB/T 26875.3 over TCP to the edge's listener (address: its 6-byte source address, 12 hex digits); the fire scenario drives it too",
+    )
+    .option('--fire-heartbeat-ms <ms>', 'fire transmission device over TCP: heartbeat period', positiveInt, 25_000)
     .option('--fire-report-ms <ms>', 'fire panel: period of its analog reports (sprinkler pressure, tank level)', positiveInt, 10_000)
     .option('--elevator-port <port>', 'also run a simulated elevator controller: an OPC-UA server on this port (the entrapment scenario drives it)', nonNegativeInt)
     .option('--elevator-host <address>', 'elevator controller: the address it listens on (0.0.0.0: every interface)', '127.0.0.1')
@@ -201,6 +208,17 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** The fire scenario drives every simulated panel: the MQTT one and the TCP one see the same fire. */
+function bothPanels(a: FirePanel, b: FirePanel): NonNullable<ScenarioParts['firePanel']> {
+  return {
+    smoke: async (d) => void (await Promise.all([a.smoke(d), b.smoke(d)])),
+    fireAlarm: async (z) => void (await Promise.all([a.fireAlarm(z), b.fireAlarm(z)])),
+    sprinklerPressureDrop: async (p) => void (await Promise.all([a.sprinklerPressureDrop(p), b.sprinklerPressureDrop(p)])),
+    detectors: () => a.detectors().filter((d) => b.detectors().includes(d)),
+    zones: () => a.zones().filter((z) => b.zones().includes(z)),
+  };
+}
+
 interface RunningParts {
   parts: ScenarioParts;
   stop(): Promise<void>;
@@ -217,6 +235,14 @@ async function startParts(opts: CliOptions, seed: number, io: CliIo): Promise<Ru
     parts.firePanel = panel;
     stops.push(() => panel.stop());
     if (!opts.quiet) io.stderr(`[device-sim] fire panel ${panel.id} publishing GB/T 26875.3 frames to ${opts.url}\n`);
+  }
+  if (opts.firePanelTcp) {
+    const m = /^([^:@]+):([0-9a-fA-F]{12})@(.+):(\d+)$/.exec(opts.firePanelTcp);
+    if (!m) throw new Error('--fire-panel-tcp takes id:address@host:port (address: 12 hex digits)');
+    const panel = await startFirePanelTcp({ id: m[1]!, address: m[2]!, host: m[3]!, port: Number(m[4]), seed, reportIntervalMs: opts.fireReportMs, heartbeatMs: opts.fireHeartbeatMs });
+    parts.firePanel = parts.firePanel ? bothPanels(parts.firePanel as FirePanel, panel) : panel;
+    stops.push(() => panel.stop());
+    if (!opts.quiet) io.stderr(`[device-sim] fire transmission device ${panel.id} (address ${m[2]}) sending GB/T 26875.3 frames to tcp://${m[3]}:${m[4]}\n`);
   }
   if (opts.elevatorPort !== undefined) {
     // node-opcua's own console diagnostics (certificate SAN notes, ...) would drown the progress line.
@@ -352,7 +378,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   } catch (err) {
     return usage((err as Error).message);
   }
-  if (devices.length === 0 && !opts.firePanel && opts.elevatorPort === undefined) return usage('no devices to simulate');
+  if (devices.length === 0 && !opts.firePanel && !opts.firePanelTcp && opts.elevatorPort === undefined) return usage('no devices to simulate');
 
   if (opts.writeRegistry) {
     const text = profiledRegistryYaml(devices, seed);

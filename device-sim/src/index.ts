@@ -89,4 +89,4 @@ export { isNbProfile, loadNbProfile, NB_PROFILES, type NbProfile, type NbProfile
 export * from './scenarios/index.ts';
 export { startElevatorServer, type ElevatorServer, type ElevatorServerOptions } from './transports/opcua-server.ts';
 export { FAULT_CODE, SERVICE_MODE } from './elevator/car.ts';
-export { startFirePanel, FirePanelModel, type FirePanel } from './fire-panel/index.ts';
+export { startFirePanel, startFirePanelTcp, FirePanelModel, type FirePanel } from './fire-panel/index.ts';

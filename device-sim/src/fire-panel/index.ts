@@ -1,4 +1,4 @@
-// Simulated building fire-alarm panels speaking GB/T 26875.3 over MQTT (panel.ts).
+// Simulated building fire-alarm panels speaking GB/T 26875.3 over MQTT or TCP (panel.ts).
 export {
   FirePanelModel,
   LOW_PRESSURE_MPA,
@@ -6,9 +6,11 @@ export {
   PANEL_COMPONENT_TYPES,
   PANEL_SYSTEMS,
   startFirePanel,
+  startFirePanelTcp,
   type FirePanel,
   type FirePanelModelOptions,
   type FirePanelOptions,
+  type FirePanelTcpOptions,
   type FirePanelStats,
   type PanelComponent,
   type PanelFrame,

@@ -1,13 +1,16 @@
 // A simulated building fire-alarm controller with its user-information transmission device: detectors
 // over floors and zones, a sprinkler installation with pipe pressure and a fire-water tank, reporting as
-// GB/T 26875.3 frames, one per MQTT message on `devices/{panelId}/telemetry` (username = panel id,
-// password = its secret, QoS 1). Seeded: the same seed and clock give the same frames.
+// GB/T 26875.3 frames. Two links: one frame per MQTT message on `devices/{panelId}/telemetry` (username =
+// panel id, password = its secret, QoS 1; a DTU), or straight to the monitoring centre over TCP with the
+// standard's send/confirm and heartbeats (startFirePanelTcp). Seeded: the same seed and clock give the
+// same frames.
 //
-// FirePanelModel is the panel without a network (hooks return the frames to send); startFirePanel puts
-// it on MQTT with a report timer. Scenarios (a `fire` scenario: smoke, then the zone's alarm, then the
+// FirePanelModel is the panel without a network (hooks return the frames to send); startFirePanel and
+// startFirePanelTcp put it on a link with a report timer. Scenarios (a `fire` scenario: smoke, then the zone's alarm, then the
 // sprinkler pressure dropping) are built on the hooks.
 import mqtt, { type MqttClient } from 'mqtt';
 import { createRng, type Rng } from '../rng.ts';
+import { GbTcpLink, type GbTcpLinkStats } from '../transports/gb26875-tcp.ts';
 import {
   GB_ANALOG,
   GB_ANALOG_RESOLUTION,
@@ -74,6 +77,8 @@ export interface FirePanelModelOptions {
   offsetMinutes?: number;
   /** Clock for time labels; default Date.now. */
   now?: () => number;
+  /** The device's 6-byte source address as 12 hex digits in wire order; default derived from the id. */
+  address?: string;
 }
 
 export interface PanelFrame {
@@ -107,7 +112,8 @@ export class FirePanelModel {
     this.now = o.now ?? Date.now;
     // The device's 6-byte address, derived from its id so that every panel has its own.
     const h = createRng(o.id, 'address');
-    this.address = Uint8Array.from({ length: 6 }, () => h.int(0, 255));
+    this.address = o.address !== undefined ? Uint8Array.from(Buffer.from(o.address, 'hex')) : Uint8Array.from({ length: 6 }, () => h.int(0, 255));
+    if (this.address.length !== 6) throw new RangeError(`panel ${o.id}: an address is 6 bytes (12 hex digits), got ${o.address}`);
     this.nominalMPa = round(this.rng.uniform(0.36, 0.44), 3);
     this.targetMPa = this.nominalMPa;
     this.pressureMPa = this.nominalMPa;
@@ -181,6 +187,16 @@ export class FirePanelModel {
     this.systemWord = word;
     const ts = this.now();
     return [this.frame('system_state', systemStateData([{ ...PANEL_SYSTEMS.fireAlarm, state: word | extra, ts }], this.offset))];
+  }
+
+  /** The device's source address, 12 hex digits in wire order (what the registry's gb26875.address names). */
+  get addressHex(): string {
+    return Buffer.from(this.address).toString('hex');
+  }
+
+  /** A heartbeat: a send-data frame without application data (GB/T 26875.3's link check, every 20–30 s). */
+  heartbeat(): PanelFrame {
+    return this.frame('heartbeat', new Uint8Array(0));
   }
 
   /** What a panel says when it comes up: the device and the fire-alarm system are normal. */
@@ -299,6 +315,8 @@ export interface FirePanel {
   fault(component: string | number): Promise<void>;
   reset(): Promise<void>;
   report(): Promise<void>;
+  /** One heartbeat frame (a send-data frame without data). */
+  heartbeat(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -350,7 +368,25 @@ export async function startFirePanel(o: FirePanelOptions): Promise<FirePanel> {
       }
     }
   };
-  // Hooks and reports are serialised, so a timer report never overtakes a hook's frames.
+  return panelHandle(o.id, model, stats, send, o.reportIntervalMs ?? 10_000, [], async () => {
+    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+  });
+}
+
+/**
+ * The hooks of a running panel over a link: `send` delivers frames in order (resolving on their
+ * acknowledgement). Hooks, reports and heartbeats are serialised, so a timer report never overtakes a
+ * hook's frames. Sends the startup frames first.
+ */
+async function panelHandle(
+  id: string,
+  model: FirePanelModel,
+  stats: FirePanelStats,
+  send: (frames: PanelFrame[]) => Promise<void>,
+  reportIntervalMs: number,
+  extraTimers: { everyMs: number; make: () => PanelFrame[] }[],
+  close: () => Promise<void>,
+): Promise<FirePanel> {
   let chain: Promise<void> = Promise.resolve();
   const run = (make: () => PanelFrame[]): Promise<void> => {
     const next = chain.then(() => send(make()));
@@ -359,12 +395,13 @@ export async function startFirePanel(o: FirePanelOptions): Promise<FirePanel> {
   };
 
   await run(() => model.startup());
-  const interval = o.reportIntervalMs ?? 10_000;
-  const timer = interval > 0 ? setInterval(() => void run(() => model.report()).catch(() => undefined), interval) : undefined;
+  const timers: NodeJS.Timeout[] = [];
+  if (reportIntervalMs > 0) timers.push(setInterval(() => void run(() => model.report()).catch(() => undefined), reportIntervalMs));
+  for (const t of extraTimers) if (t.everyMs > 0) timers.push(setInterval(() => void run(t.make).catch(() => undefined), t.everyMs));
   let stopped = false;
 
   return {
-    id: o.id,
+    id,
     model,
     stats,
     smoke: (d, ob) => run(() => model.smoke(d, ob)),
@@ -376,14 +413,65 @@ export async function startFirePanel(o: FirePanelOptions): Promise<FirePanel> {
     fault: (c) => run(() => model.fault(c)),
     reset: () => run(() => model.reset()),
     report: () => run(() => model.report()),
+    heartbeat: () => run(() => [model.heartbeat()]),
     stop: async () => {
       if (stopped) return;
       stopped = true;
-      if (timer) clearInterval(timer);
+      for (const t of timers) clearInterval(t);
       await chain;
-      await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+      await close();
     },
   };
+}
+
+export interface FirePanelTcpOptions extends FirePanelModelOptions {
+  /** The monitoring centre (the edge's GB/T 26875.3 listener). */
+  host: string;
+  port: number;
+  /** Period of analog reports; 0 = only on hooks and `report()`. Default 10 000. */
+  reportIntervalMs?: number;
+  /** Heartbeat period (the standard's notes: 20–30 s); 0 = none. Default 25 000. */
+  heartbeatMs?: number;
+  /** Waiting for a confirm before resending (≤ 10 s). Default 10 000. */
+  answerTimeoutMs?: number;
+  /** Resends of an unconfirmed frame (3). */
+  retries?: number;
+  connectTimeoutMs?: number;
+  onFrame?: (frame: PanelFrame) => void;
+}
+
+/**
+ * A transmission device on its own TCP link to the monitoring centre: every frame confirmed (command 3)
+ * or resent (timeout, deny) up to `retries` times, heartbeats every `heartbeatMs`. Rejects if it cannot
+ * connect or its startup frames are not confirmed.
+ */
+export async function startFirePanelTcp(o: FirePanelTcpOptions): Promise<FirePanel & { link: GbTcpLinkStats }> {
+  const model = new FirePanelModel(o);
+  const stats: FirePanelStats = { published: 0, acked: 0, failed: 0, frames: {} };
+  const link = new GbTcpLink({ host: o.host, port: o.port, answerTimeoutMs: o.answerTimeoutMs, retries: o.retries, connectTimeoutMs: o.connectTimeoutMs });
+  await link.open();
+  const send = async (frames: PanelFrame[]): Promise<void> => {
+    for (const f of frames) {
+      stats.published += 1;
+      stats.frames[f.kind] = (stats.frames[f.kind] ?? 0) + 1;
+      o.onFrame?.(f);
+      try {
+        await link.send(f.bytes);
+        stats.acked += 1;
+      } catch (err) {
+        stats.failed += 1;
+        stats.lastError = (err as Error).message;
+        throw err;
+      }
+    }
+  };
+  try {
+    const handle = await panelHandle(o.id, model, stats, send, o.reportIntervalMs ?? 10_000, [{ everyMs: o.heartbeatMs ?? 25_000, make: () => [model.heartbeat()] }], async () => link.close());
+    return Object.assign(handle, { link: link.stats });
+  } catch (err) {
+    link.close();
+    throw err;
+  }
 }
 
 function round(x: number, decimals: number): number {
