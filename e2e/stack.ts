@@ -19,6 +19,7 @@ export interface StackDevice {
   profile?: string;
   hj212?: { mn: string; password?: string };
   opcua?: { server: string; vars?: Record<string, string> };
+  gb26875?: { address: string };
 }
 
 export interface Stack {
@@ -34,7 +35,7 @@ export interface Stack {
 export const EDGE_ID = 'edge-e2e';
 export const EDGE_TOKEN = 'e2e-edge-token-7f3a';
 
-export async function startStack(name: string, devices: StackDevice[], edgeOverrides: Partial<EdgeConfigInput> = {}): Promise<Stack> {
+export async function startStack(name: string, devices: StackDevice[], edgeOverrides: Partial<EdgeConfigInput> = {}, cloudOverrides: Record<string, unknown> = {}): Promise<Stack> {
   const influx = await testInflux(name);
   const logs: string[] = [];
   const sink = new Writable({
@@ -50,6 +51,7 @@ export async function startStack(name: string, devices: StackDevice[], edgeOverr
     influx: { url: influx.url, database: influx.db, retention: { manage: false } },
     auth: { mode: 'token', edges: [{ id: EDGE_ID, tokenSha256: createHash('sha256').update(EDGE_TOKEN).digest('hex') }] },
     log: { level: 'info' },
+    ...cloudOverrides,
   });
   const cloud = await startCloud(cloudConfig, { logger: pino({ level: 'info' }, sink) });
   const dataDir = mkdtempSync(join(tmpdir(), `citysense-e2e-${name}-`));
