@@ -5,13 +5,16 @@
 // Columns (header names, any order; only id, family and district are required):
 //   id, family, district, profile, site, lat, lon, address, owner_unit, expected_interval
 //   (ms or "60s", "5m", "1h"), edge, tags ("key=value;key=value"), hj212_mn, hj212_password,
-//   opcua_server, opcua_vars ("car=1;bank=A"), secret (an MQTT secret to use instead of a generated one)
+//   opcua_server, opcua_vars ("car=1;bank=A"), secret (an MQTT secret to use instead of a generated one),
+//   ctwing_device_id, ctwing_imei, ctwing_product_id, onenet_device_id, onenet_imei, onenet_product_id,
+//   onenet_device_name (devices reporting through CTWing / OneNET pushes)
 import { CloudError } from '../errors.ts';
 import type { ImportRow } from './store.ts';
 
 export const CSV_COLUMNS = [
   'id', 'family', 'district', 'profile', 'site', 'lat', 'lon', 'address', 'owner_unit', 'expected_interval', 'expected_interval_ms',
   'edge', 'tags', 'hj212_mn', 'hj212_password', 'opcua_server', 'opcua_vars', 'secret',
+  'ctwing_device_id', 'ctwing_imei', 'ctwing_product_id', 'onenet_device_id', 'onenet_imei', 'onenet_product_id', 'onenet_device_name',
 ] as const;
 const REQUIRED = ['id', 'family', 'district'];
 const STOP = /[,\r\n]/g;
@@ -169,6 +172,14 @@ export function csvToImportRows(text: string, maxRows: number): ImportRow[] {
       const vars = v.opcua_vars !== undefined ? pairs(v.opcua_vars, 'opcua_vars') : {};
       if (typeof vars === 'string') return { line: rec.line, input: { malformed: vars } };
       input.opcua = { ...(v.opcua_server !== undefined ? { server: v.opcua_server } : {}), vars };
+    }
+    for (const platform of ['ctwing', 'onenet'] as const) {
+      const o: Record<string, string> = {};
+      for (const f of ['device_id', 'imei', 'product_id', 'device_name'] as const) {
+        const val = v[`${platform}_${f}`];
+        if (val !== undefined) o[f] = val;
+      }
+      if (Object.keys(o).length) input[platform] = o;
     }
     return { line: rec.line, input };
   });

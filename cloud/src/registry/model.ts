@@ -29,6 +29,24 @@ const tagValue = (max: number) =>
     .regex(TAG_VALUE, 'must not contain control characters or a backslash')
     .refine((s) => s.trim() === s, 'must not start or end with spaces');
 
+const platformId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, '1-128 letters, digits, . _ : -');
+const imei = z.string().regex(/^\d{15}$/, 'an IMEI is 15 digits');
+
+/**
+ * Registry fields that are personal data (PIPL: they identify a subscriber's module). Until the
+ * registry's personal-data classification (issue 11) covers them, this list is where they are named.
+ */
+export const PERSONAL_FIELDS = ['ctwing.imei', 'onenet.imei'] as const;
+
+export interface CtwingIdentity {
+  device_id?: string;
+  imei?: string;
+  product_id?: string;
+}
+export interface OnenetIdentity extends CtwingIdentity {
+  device_name?: string;
+}
+
 const MIN_INTERVAL = 1_000;
 const MAX_INTERVAL = 30 * 86_400_000;
 
@@ -64,6 +82,20 @@ export const DeviceInputSchema = z.strictObject({
       vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'placeholder names are letters, digits, _'), z.string().min(1).max(256)).default({}),
     })
     .optional(),
+  /**
+   * Devices reporting through an operator platform's push (issue 18, docs/protocols/ctwing.md, onenet.md):
+   * how the platform names them. The IMEI is PERSONAL DATA (it identifies a subscriber's module, like the
+   * IMSI, which citysense never stores): see PERSONAL_FIELDS.
+   */
+  ctwing: z
+    .strictObject({ device_id: platformId.optional(), imei: imei.optional(), product_id: platformId.optional() })
+    .refine((c) => c.device_id !== undefined || c.imei !== undefined, { message: 'give ctwing.device_id or ctwing.imei' })
+    .optional(),
+  onenet: z
+    .strictObject({ device_id: platformId.optional(), imei: imei.optional(), product_id: platformId.optional(), device_name: platformId.optional() })
+    .refine((c) => c.device_id !== undefined || c.imei !== undefined || c.device_name !== undefined, { message: 'give onenet.device_id, onenet.imei or onenet.device_name (with product_id)' })
+    .refine((c) => c.device_name === undefined || c.product_id !== undefined, { message: 'onenet.device_name needs onenet.product_id', path: ['product_id'] })
+    .optional(),
   /** An MQTT secret chosen by the operator (e.g. one already flashed into the device); default: generated. */
   secret: z.string().min(8, 'secrets are at least 8 characters').max(256).regex(TEXT, 'must not contain control characters').optional(),
 });
@@ -84,6 +116,8 @@ export interface DeviceRecord {
   credential: CredentialKind;
   hj212: { mn: string } | null;
   opcua: { server: string; vars: Record<string, string> } | null;
+  ctwing: CtwingIdentity | null;
+  onenet: OnenetIdentity | null;
 }
 
 export interface Issue {
@@ -158,8 +192,15 @@ export function validateDevice(raw: unknown, ctx: ValidationContext): Validated 
     if (!d.hj212) issues.push({ field: 'hj212', message: `profile "${profileId}" arrives over the HJ 212 listener: give hj212.mn` });
     if (d.secret !== undefined) issues.push({ field: 'secret', message: `profile "${profileId}" logs in with its HJ 212 password (hj212.password), not an MQTT secret` });
     if (d.opcua !== undefined) issues.push({ field: 'opcua', message: `profile "${profileId}" arrives over HJ 212, not OPC-UA` });
+  } else if (input === 'http-push') {
+    credential = 'none';
+    if (!d.ctwing && !d.onenet) issues.push({ field: 'ctwing', message: `profile "${profileId}" arrives by platform push: give ctwing or onenet` });
+    if (d.secret !== undefined) issues.push({ field: 'secret', message: `profile "${profileId}" arrives by platform push: the device has no MQTT secret` });
   } else if (d.opcua !== undefined) {
     issues.push({ field: 'opcua', message: `profile "${profileId}" arrives over MQTT, not OPC-UA` });
+  } else if ((d.ctwing || d.onenet) && d.secret === undefined) {
+    // A push device with an MQTT profile (the same frame, forwarded by the platform): no MQTT login.
+    credential = 'none';
   }
   if (issues.length) return { ok: false, issues };
 
@@ -177,6 +218,8 @@ export function validateDevice(raw: unknown, ctx: ValidationContext): Validated 
     credential,
     hj212: d.hj212 ? { mn: d.hj212.mn } : null,
     opcua: d.opcua ? { server: d.opcua.server, vars: d.opcua.vars } : null,
+    ctwing: d.ctwing ?? null,
+    onenet: d.onenet ?? null,
   };
   return { ok: true, device, secret: d.secret, hj212Password: d.hj212?.password, input };
 }
@@ -192,5 +235,18 @@ export function recordToInput(d: DeviceRecord): Record<string, unknown> {
   if (Object.keys(d.tags).length) out.tags = d.tags;
   if (d.hj212) out.hj212 = { mn: d.hj212.mn };
   if (d.opcua) out.opcua = d.opcua;
+  if (d.ctwing) out.ctwing = d.ctwing;
+  if (d.onenet) out.onenet = d.onenet;
   return out;
+}
+
+/** The keys under which a device's platform identities must be unique (the edge refuses a slice otherwise). */
+export function pushKeys(d: Pick<DeviceRecord, 'ctwing' | 'onenet'>): string[] {
+  const k: string[] = [];
+  if (d.ctwing?.device_id) k.push(`ctwing:id:${d.ctwing.device_id}`);
+  if (d.ctwing?.imei) k.push(`ctwing:imei:${d.ctwing.imei}`);
+  if (d.onenet?.device_id) k.push(`onenet:id:${d.onenet.device_id}`);
+  if (d.onenet?.imei) k.push(`onenet:imei:${d.onenet.imei}`);
+  if (d.onenet?.device_name) k.push(`onenet:name:${d.onenet.product_id ?? ''}/${d.onenet.device_name}`);
+  return k;
 }

@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 /** The edge's built-in profiles, in this repository. */
 export const DEFAULT_PROFILES_DIR = fileURLToPath(new URL('../../../edge/profiles/', import.meta.url));
 
-export type ProfileInput = 'mqtt' | 'hj212-tcp' | 'opcua';
+export type ProfileInput = 'mqtt' | 'hj212-tcp' | 'opcua' | 'http-push';
 
 export interface ProfileInfo {
   id: string;
@@ -29,7 +29,7 @@ export interface ProfileCatalog {
   problems: string[];
 }
 
-const INPUTS: readonly string[] = ['mqtt', 'hj212-tcp', 'opcua'];
+const INPUTS: readonly string[] = ['mqtt', 'hj212-tcp', 'opcua', 'http-push'];
 
 export function loadProfileCatalog(dirs: readonly string[]): ProfileCatalog {
   const byId = new Map<string, ProfileInfo>();

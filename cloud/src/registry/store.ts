@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { AuditLog } from '../audit/log.ts';
 import { CloudError } from '../errors.ts';
 import type { CloudStore } from '../store/db.ts';
-import { recordToInput, validateDevice, type DeviceRecord, type Issue, type ValidationContext } from './model.ts';
+import { pushKeys, recordToInput, validateDevice, type DeviceRecord, type Issue, type ValidationContext } from './model.ts';
 import { newHj212Password, newSecret, sha256Hex } from './secrets.ts';
 
 const MIGRATION = `
@@ -42,6 +42,14 @@ const MIGRATION = `
   CREATE TABLE registry_edges (edge TEXT PRIMARY KEY, version INTEGER NOT NULL);
 `;
 
+// Devices reporting through CTWing / OneNET (issue 18): their platform identities, and one row per identity
+// key so that two devices never share one (an edge refuses a registry slice where they do).
+const PUSH_MIGRATION = `
+  ALTER TABLE devices ADD COLUMN push TEXT;
+  CREATE TABLE device_push_keys (key TEXT PRIMARY KEY, device TEXT NOT NULL);
+  CREATE INDEX device_push_keys_device ON device_push_keys (device);
+`;
+
 interface Row {
   id: string;
   family: string;
@@ -60,6 +68,7 @@ interface Row {
   hj212_mn: string | null;
   hj212_password_sha256: string | null;
   opcua: string | null;
+  push: string | null;
   version: number;
   created_at: number;
   created_by: string;
@@ -97,6 +106,8 @@ export interface EdgeRegistryEntry {
   tags?: Record<string, string>;
   hj212?: { mn: string; passwordSha256?: string };
   opcua?: { server: string; vars: Record<string, string> };
+  ctwing?: { deviceId?: string; imei?: string; productId?: string };
+  onenet?: { deviceId?: string; imei?: string; productId?: string; deviceName?: string };
 }
 
 export interface ImportRow {
@@ -143,7 +154,7 @@ export interface EdgeAssignment {
 }
 
 /** What PATCH /v1/devices/{id} may change (null removes an optional field). Credentials change by rotation. */
-export const PATCHABLE = new Set(['district', 'profile', 'site', 'location', 'owner_unit', 'expected_interval', 'expected_interval_ms', 'edge', 'tags', 'hj212', 'opcua']);
+export const PATCHABLE = new Set(['district', 'profile', 'site', 'location', 'owner_unit', 'expected_interval', 'expected_interval_ms', 'edge', 'tags', 'hj212', 'opcua', 'ctwing', 'onenet']);
 
 const parseJson = <T>(s: string | null, fallback: T): T => (s ? (JSON.parse(s) as T) : fallback);
 
@@ -160,6 +171,7 @@ export class RegistryStore {
     private readonly now: () => number = Date.now,
   ) {
     store.migrate('registry-v1', MIGRATION);
+    store.migrate('registry-push-v1', PUSH_MIGRATION);
     const db = store.db;
     this.assignmentHash = createHash('sha256')
       .update(JSON.stringify([Object.entries(assignment.districtEdges).sort(), assignment.defaultEdge ?? null]))
@@ -177,6 +189,10 @@ export class RegistryStore {
       setSecret: db.prepare('UPDATE devices SET secret_sha256 = ?, version = ?, updated_at = ?, updated_by = ?, secret_rotated_at = ? WHERE id = ?'),
       setHj212Password: db.prepare('UPDATE devices SET hj212_password_sha256 = ?, version = ?, updated_at = ?, updated_by = ?, secret_rotated_at = ? WHERE id = ?'),
       delete: db.prepare('DELETE FROM devices WHERE id = ?'),
+      setPush: db.prepare('UPDATE devices SET push = ? WHERE id = ?'),
+      pushOwner: db.prepare('SELECT device FROM device_push_keys WHERE key = ?'),
+      addPushKey: db.prepare('INSERT INTO device_push_keys (key, device) VALUES (?, ?)'),
+      dropPushKeys: db.prepare('DELETE FROM device_push_keys WHERE device = ?'),
       version: db.prepare("SELECT value FROM registry_meta WHERE key = 'version'"),
       // Versions are never reused, even after a restore from an older backup: a new one is at least the
       // clock in ms, so an edge's cached ETag can never name different content.
@@ -287,6 +303,7 @@ export class RegistryStore {
     const good: { r: ImportRowResult; v: Extract<ReturnType<typeof validateDevice>, { ok: true }> }[] = [];
     const ids = new Map<string, number>();
     const mns = new Map<string, number>();
+    const pushes = new Map<string, number>();
     for (const row of rows) {
       if ('malformed' in row.input) {
         results.push({ line: row.line, id: null, status: 'refused', error: 'CSV_ROW_MALFORMED', message: row.input.malformed as string });
@@ -302,10 +319,13 @@ export class RegistryStore {
       const dupLine = ids.get(d.id);
       const mnLine = d.hj212 ? mns.get(d.hj212.mn) : undefined;
       const clash = this.clash(d);
+      const pushKey = pushKeys(d).find((k) => pushes.has(k));
       if (dupLine !== undefined) {
         results.push({ line: row.line, id, status: 'refused', error: 'DEVICE_EXISTS', message: `device id ${d.id} is also on line ${dupLine}` });
       } else if (mnLine !== undefined) {
         results.push({ line: row.line, id, status: 'refused', error: 'DEVICE_EXISTS', message: `hj212_mn ${d.hj212!.mn} is also on line ${mnLine}` });
+      } else if (pushKey !== undefined) {
+        results.push({ line: row.line, id, status: 'refused', error: 'DEVICE_EXISTS', message: `platform identity ${pushKey.split(':').slice(0, 2).join(' ')} is also on line ${pushes.get(pushKey)}` });
       } else if (clash) {
         results.push({ line: row.line, id, status: 'refused', error: clash.code, message: clash.message });
       } else {
@@ -315,6 +335,7 @@ export class RegistryStore {
       }
       if (dupLine === undefined) ids.set(d.id, row.line);
       if (d.hj212 && mnLine === undefined) mns.set(d.hj212.mn, row.line);
+      if (pushKey === undefined) for (const k of pushKeys(d)) pushes.set(k, row.line);
     }
     const refused = results.length - good.length;
     if (mode === 'atomic' && refused > 0) {
@@ -365,8 +386,13 @@ export class RegistryStore {
         const owner = this.q.mnOwner.get(d.hj212.mn) as { id: string } | undefined;
         if (owner && owner.id !== id) throw new CloudError('DEVICE_EXISTS', `hj212.mn ${d.hj212.mn} is device ${owner.id}'s`);
       }
+      for (const k of pushKeys(d)) {
+        const owner = this.q.pushOwner.get(k) as { device: string } | undefined;
+        if (owner && owner.device !== id) throw new CloudError('DEVICE_EXISTS', `platform identity ${k.split(':').slice(0, 2).join(' ')} is device ${owner.device}'s`);
+      }
       const version = this.bump();
       const now = this.now();
+      this.writePush(d);
       this.q.update.run(
         d.profile, d.district, d.site, d.location?.lat ?? null, d.location?.lon ?? null, d.location?.address ?? null, d.owner_unit,
         d.expected_interval_ms, d.edge, JSON.stringify(d.tags), d.hj212?.mn ?? null, d.opcua ? JSON.stringify(d.opcua) : null, version, now, actor, id,
@@ -386,6 +412,7 @@ export class RegistryStore {
       const row = this.q.get.get(id) as Row | undefined;
       if (!row) throw new CloudError('DEVICE_NOT_FOUND', id);
       this.q.delete.run(id);
+      this.q.dropPushKeys.run(id);
       const version = this.bump();
       this.touchEdges(version, this.edgeFor(row));
       this.audit.record({ actor, action: 'device.delete', target: `device:${id}`, details: { device: summary(rowToRecord(row)) } });
@@ -425,7 +452,19 @@ export class RegistryStore {
       const owner = this.q.mnOwner.get(d.hj212.mn) as { id: string } | undefined;
       if (owner) return { code: 'DEVICE_EXISTS', message: `hj212.mn ${d.hj212.mn} is device ${owner.id}'s` };
     }
+    for (const k of pushKeys(d)) {
+      const owner = this.q.pushOwner.get(k) as { device: string } | undefined;
+      if (owner) return { code: 'DEVICE_EXISTS', message: `platform identity ${k.split(':').slice(0, 2).join(' ')} is device ${owner.device}'s` };
+    }
     return undefined;
+  }
+
+  /** The device's platform identities and their unique keys. */
+  private writePush(d: DeviceRecord): void {
+    this.q.dropPushKeys.run(d.id);
+    for (const k of pushKeys(d)) this.q.addPushKey.run(k, d.id);
+    const push = d.ctwing || d.onenet ? JSON.stringify({ ...(d.ctwing ? { ctwing: d.ctwing } : {}), ...(d.onenet ? { onenet: d.onenet } : {}) }) : null;
+    this.q.setPush.run(push, d.id);
   }
 
   private insert(d: DeviceRecord, secretHash: string | null, pwHash: string | null, version: number, actor: string): void {
@@ -435,6 +474,7 @@ export class RegistryStore {
       d.expected_interval_ms, d.edge, JSON.stringify(d.tags), d.credential, secretHash, d.hj212?.mn ?? null, pwHash,
       d.opcua ? JSON.stringify(d.opcua) : null, version, now, actor, now, actor,
     );
+    if (d.ctwing || d.onenet) this.writePush(d);
   }
 
   private bump(): number {
@@ -496,6 +536,8 @@ function rowToRecord(r: Row): DeviceRecord {
     credential: r.credential as DeviceRecord['credential'],
     hj212: r.hj212_mn !== null ? { mn: r.hj212_mn } : null,
     opcua: parseJson<DeviceRecord['opcua']>(r.opcua, null),
+    ctwing: parseJson<Pick<DeviceRecord, 'ctwing'>>(r.push, { ctwing: null }).ctwing ?? null,
+    onenet: parseJson<Pick<DeviceRecord, 'onenet'>>(r.push, { onenet: null }).onenet ?? null,
   };
 }
 
@@ -507,7 +549,17 @@ function toEdgeEntry(r: Row): EdgeRegistryEntry {
   if (r.hj212_mn !== null) e.hj212 = { mn: r.hj212_mn, ...(r.hj212_password_sha256 ? { passwordSha256: r.hj212_password_sha256 } : {}) };
   const opcua = parseJson<EdgeRegistryEntry['opcua'] | null>(r.opcua, null);
   if (opcua) e.opcua = opcua;
+  // The edge's registry names the identities in camelCase (edge/src/inputs/http-push/config.ts).
+  const push = parseJson<Pick<DeviceRecord, 'ctwing' | 'onenet'>>(r.push, { ctwing: null, onenet: null });
+  if (push.ctwing) e.ctwing = defined({ deviceId: push.ctwing.device_id, imei: push.ctwing.imei, productId: push.ctwing.product_id });
+  if (push.onenet) e.onenet = defined({ deviceId: push.onenet.device_id, imei: push.onenet.imei, productId: push.onenet.product_id, deviceName: push.onenet.device_name });
   return e;
+}
+
+function defined<T extends Record<string, string | undefined>>(o: T): { [K in keyof T]?: string } {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
+  return out as { [K in keyof T]?: string };
 }
 
 /** What an audit entry says about a device (no credentials). */
