@@ -20,6 +20,8 @@ export interface StackDevice {
   hj212?: { mn: string; password?: string };
   opcua?: { server: string; vars?: Record<string, string> };
   gb26875?: { address: string };
+  ctwing?: { deviceId?: string; imei?: string; productId?: string };
+  onenet?: { deviceId?: string; imei?: string; productId?: string; deviceName?: string };
 }
 
 export interface Stack {

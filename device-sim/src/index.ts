@@ -90,3 +90,6 @@ export * from './scenarios/index.ts';
 export { startElevatorServer, type ElevatorServer, type ElevatorServerOptions } from './transports/opcua-server.ts';
 export { FAULT_CODE, SERVICE_MODE } from './elevator/car.ts';
 export { startFirePanel, startFirePanelTcp, FirePanelModel, type FirePanel } from './fire-panel/index.ts';
+export { CtwingPush, CTWING_RETRIES, postWithRetry, type CtwingIdentity, type PushAttempt, type PushCounts, type PushTransportOptions } from './transports/ctwing-push.ts';
+export { OnenetPush, OnenetStudioPush, onenetEncrypt, onenetSign, onenetUrlCheck, type OnenetDevice, type StudioDevice } from './transports/onenet-push.ts';
+export { startCtwingSmokeDetector, startOnenetStudioGasDetector, type PushDevice } from './nbiot/push-devices.ts';
