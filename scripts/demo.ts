@@ -182,6 +182,29 @@ async function main(): Promise<void> {
     `# Written by npm start (scripts/demo.ts) at each start: the demo devices of contracts.md and simulated ones.\n${YAML.stringify({ devices: [...DEMO_DEVICES, ...YAML.parse(registryYaml(sim, 2026)).devices] })}`,
   );
   const certs = await demoOpcuaCertificates(join(DEMO, 'opcua'));
+  // Your own alert rules: every .yaml/.yml/.json file here, read with the shipped ones at each start.
+  // Made once and never rewritten by the demo (docs/alert-rules.md § Your own rules in the demo).
+  const rulesDir = join(DEMO, 'rules.d');
+  if (!existsSync(rulesDir)) {
+    mkdirSync(rulesDir, { recursive: true });
+    writeFileSync(
+      join(rulesDir, 'README'),
+      `Your own alert rules for the demo: put .yaml files here (docs/alert-rules.md), e.g. pm25-watch.yaml:
+
+rules:
+  - id: my-pm25-watch
+    kind: threshold
+    category: environment
+    severity: minor
+    metric: pm25
+    above: 50
+    match: { district: jinshui }
+
+They are read, with cloud/rules/, each time the demo starts (restart it after a change); npm start never
+touches this folder. A mistake stops the cloud with the file, the rule and the key.
+`,
+    );
+  }
   const influxUrl = env.INFLUX_URL ?? `http://127.0.0.1:${ports.influx}`;
   writeFileSync(
     join(DEMO, 'cloud.yaml'),
@@ -197,6 +220,8 @@ auth:
 # The demo operators of contracts.md: admin/admin-demo, duty/duty-demo, viewer/viewer-demo.
 operators: { demoUsers: true }
 registry: { defaultEdge: ${EDGE_ID} }
+# The shipped rules and yours (${rulesDir}, never rewritten).
+alerts: { rulesFiles: [${join(ROOT, 'cloud', 'rules')}, ${rulesDir}] }
 `,
   );
   writeFileSync(

@@ -21,7 +21,9 @@ import { deviceRoutes } from './routes/devices/index.ts';
 import { districtRoutes } from './routes/districts/index.ts';
 import { edgeRoutes } from './routes/edges/index.ts';
 import { healthRoutes } from './routes/health.ts';
+import { ruleRoutes } from './routes/rules/index.ts';
 import { consolePlugin } from './console/plugin.ts';
+import { consoleInfoPlugin } from './console/info.ts';
 
 export interface BuildAppOptions {
   /** Defaults to a pino logger at config.log.level. */
@@ -153,10 +155,13 @@ export function buildApp(config: CloudConfig, opts: BuildAppOptions = {}): Fasti
   app.register(influxAdminPlugin, { config });
   app.register(deviceRoutes, { config, now });
   app.register(districtRoutes);
+  app.register(ruleRoutes);
   app.register(auditRoutes, { config });
   app.register(edgeRoutes, { config, env });
   // The operator web console at / and /console/, GET /v1/edges, GET /v1/districts/{d}/devices (docs/console.md).
   app.register(consolePlugin, { config, now });
+  // What the login page shows before a login (the demo's accounts, when it is the demo) and /docs/.
+  app.register(consoleInfoPlugin, { config });
   app.addHook('onClose', async () => warnings.flush());
   return app;
 }

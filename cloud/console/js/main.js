@@ -1,5 +1,5 @@
 // The console's shell: login form or header + page, hash routes (#/districts, #/district/{d},
-// #/device/{id}, #/alerts, #/edges, #/registry), the alert stream for the whole session.
+// #/device/{id}, #/alerts, #/edges, #/rules, #/registry), the alert stream for the whole session.
 import { h, mount } from './dom.js';
 import * as session from './session.js';
 import { logout } from './api.js';
@@ -11,6 +11,7 @@ import { devicePage } from './pages/device.js';
 import { alertsPage } from './pages/alerts.js';
 import { edgesPage } from './pages/edges.js';
 import { registryPage } from './pages/registry.js';
+import { rulesPage } from './pages/rules.js';
 
 const root = document.getElementById('app');
 let cleanup;
@@ -23,6 +24,7 @@ const ROUTES = [
   { re: /^#\/device\/([^/]+)$/, nav: 'districts', page: () => devicePage },
   { re: /^#\/alerts$/, nav: 'alerts', page: () => alertsPage },
   { re: /^#\/edges$/, nav: 'edges', page: () => edgesPage },
+  { re: /^#\/rules$/, nav: 'rules', page: () => rulesPage },
   { re: /^#\/registry$/, nav: 'registry', page: () => registryPage, role: 'admin' },
 ];
 
@@ -33,6 +35,7 @@ function buildShell(s) {
     districts: h('a', { href: '#/districts' }, 'Districts'),
     alerts: h('a', { href: '#/alerts' }, 'Alerts ', badge),
     edges: h('a', { href: '#/edges' }, 'Edges'),
+    rules: h('a', { href: '#/rules' }, 'Rules'),
     registry: session.can('admin') ? h('a', { href: '#/registry' }, 'Registry') : null,
   };
   const main = h('main#page');

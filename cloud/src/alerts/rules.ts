@@ -184,6 +184,14 @@ function ruleFiles(path: string): string[] {
     .map((f) => join(path, f));
 }
 
+/** Where each loaded rule was written (a file, or alerts.rules[i]): GET /v1/rules shows it. */
+const SOURCES = new WeakMap<Rule, string>();
+
+/** The file (or `alerts.rules[i]`) a rule of loadRules came from; undefined for a rule made otherwise. */
+export function ruleSource(rule: Rule): string | undefined {
+  return SOURCES.get(rule);
+}
+
 /** Reads rule files and directories, then inline rules; refuses a rule id given twice. */
 export function loadRules(paths: readonly string[], inline: readonly Rule[] = []): Rule[] {
   const rules: Rule[] = [];
@@ -192,6 +200,7 @@ export function loadRules(paths: readonly string[], inline: readonly Rule[] = []
     const before = seen.get(rule.id);
     if (before) throw new CloudConfigError(`alert rule id "${rule.id}" is defined twice: in ${before} and in ${where}`);
     seen.set(rule.id, where);
+    SOURCES.set(rule, where);
     rules.push(rule);
   };
   for (const p of paths) {
