@@ -118,8 +118,8 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   });
   // Telemetry is taken in at most mqtt.messagesPerTurn per loop turn; events (alarms) go straight in.
   const budget = new TurnBudget(c.mqtt.messagesPerTurn);
-  const onMessage: typeof ingest.mqtt = (device, kind, payload, receivedAt) =>
-    kind === 'events' ? ingest.mqtt(device, kind, payload, receivedAt) : budget.run(() => ingest.mqtt(device, kind, payload, receivedAt));
+  const onMessage: typeof ingest.mqtt = (device, kind, payload, receivedAt, meta) =>
+    kind === 'events' ? ingest.mqtt(device, kind, payload, receivedAt, meta) : budget.run(() => ingest.mqtt(device, kind, payload, receivedAt, meta));
   const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage, metrics, log, warn });
   let opcua = await startOpcua(c, registry, ingest, metrics.registry, log, warn);
   let opcuaKey = opcuaBindingsKey(registry);

@@ -42,9 +42,27 @@ export interface DecodedDeviceEvent extends DecodedEvent {
   priority?: DeviceEvent['priority'];
 }
 
+/**
+ * A message refused whole (nothing of it reached the sink), for the MQTT input to tell the device
+ * (MQTT 5 PUBACK reason code) or apply mqtt.v3RefusalPolicy. `payload`: it did not decode (0x99);
+ * `content`: it decoded, but no value, event or time of it was acceptable (0x83).
+ */
+export interface MessageRefusal {
+  refused: string;
+  kind: 'payload' | 'content';
+}
+
+/** What an MQTT 5 PUBLISH carried besides its payload. */
+export interface MessageMeta {
+  userProperties?: readonly (readonly [string, string])[] | undefined;
+}
+
 export interface Ingest {
-  /** A message an authenticated device published on its own topic. Resolves once the sink holds it. */
-  mqtt(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number): Promise<void>;
+  /**
+   * A message an authenticated device published on its own topic. Resolves once the sink holds it, or
+   * with a refusal when nothing of it was kept (counted already); rejects when the sink refused it.
+   */
+  mqtt(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number, meta?: MessageMeta): Promise<MessageRefusal | undefined>;
   /** Samples from an input that decoded them itself (HJ 212 over TCP, OPC-UA). */
   samples(device: Device, samples: readonly RawSample[], receivedAt: number, events?: readonly DecodedDeviceEvent[]): Promise<void>;
   /** An HJ 212 frame whose MN and password the caller has checked; refusals of single values are counted here. */
@@ -97,6 +115,22 @@ interface Delivered {
 function hasKeys(o: object): boolean {
   for (const _ in o) return true;
   return false;
+}
+
+/** The user properties a profile lists (`userProperties.tags`), first value of each; others are ignored. */
+function pickUserProperties(props: readonly (readonly [string, string])[], spec: { tags: readonly string[]; maxValueLength: number }): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (const [k, v] of props) {
+    if (v === '' || v.length > spec.maxValueLength || !spec.tags.includes(k) || (out && k in out)) continue;
+    (out ??= {})[k] = v;
+  }
+  return out;
+}
+
+/** A message's outcome from what deliver() kept: a repeat counts as kept (it was, the first time). */
+function outcomeOf(d: Delivered): MessageRefusal | undefined {
+  if (d.readings + d.events + d.duplicates > 0 || !d.refusal) return undefined;
+  return { refused: d.refusal.reason, kind: 'content' };
 }
 
 const HEX_TEXT = /^(?:0x)?[0-9A-Fa-f]{2}(?:[\s:]*(?:0x)?[0-9A-Fa-f]{2})*\s*$/;
@@ -177,13 +211,19 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
       for (const e of out.events) {
         const n = normaliseEvent(device, { ts, type: e.type, attrs: e.attrs }, receivedAt, o.normalise, e.priority);
         if (n.ok) events.push(withoutEdgeNotified(n.item));
-        else rejectMessage(device, 'event', n.reason, n.detail);
+        else {
+          rejectMessage(device, 'event', n.reason, n.detail);
+          lastRefusal = { reason: n.reason, detail: n.detail };
+        }
       }
     }
     for (const d of decodedEvents) {
       const n = normaliseEvent(device, d, receivedAt, o.normalise, d.priority);
       if (n.ok) events.push(withoutEdgeNotified(n.item));
-      else rejectMessage(device, 'event', n.reason, n.detail);
+      else {
+        rejectMessage(device, 'event', n.reason, n.detail);
+        lastRefusal = { reason: n.reason, detail: n.detail };
+      }
     }
     if (readings.length === 0 && events.length === 0) return { readings: 0, events: 0, duplicates, refusal: lastRefusal };
     await o.sink.accept(readings, events);
@@ -255,69 +295,83 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
     return d;
   }
 
-  async function hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void> {
+  function hj212Delivered(device: Device, frame: Hj212Frame, receivedAt: number): Promise<Delivered> {
     const r = frameToReadings(frame);
     for (const refusal of r.refusals) countValues(device, [{ name: refusal.item ?? frame.cn, reason: refusal.code }]);
-    await deliver(device, r.readings, [], receivedAt, 'hj212');
+    return deliver(device, r.readings, [], receivedAt, 'hj212');
+  }
+  async function hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void> {
+    await hj212Delivered(device, frame, receivedAt);
   }
 
-  // The MQTT path resolves with deliver()'s tally, which its callers ignore (Promise<void> to them).
-  async function mqtt(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number): Promise<unknown> {
+  async function mqtt(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number, meta?: MessageMeta): Promise<MessageRefusal | undefined> {
+    const refuse = (reason: string, detail: string, why: MessageRefusal['kind'] = 'payload'): MessageRefusal => {
+      rejectMessage(device, kind, reason, detail);
+      return { refused: reason, kind: why };
+    };
+    const p = device.profile.profile;
+    // MQTT 5 user properties the profile names become reading tags and event attributes.
+    const props = meta?.userProperties && p.userProperties ? pickUserProperties(meta.userProperties, p.userProperties) : undefined;
     if (kind === 'events') {
       const d = decodeEvent(payload, lim.json);
-      if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
-      return deliver(device, [], [d.value], receivedAt, kind);
+      if (!d.ok) return refuse(d.reason, d.detail);
+      const e = props ? { ...d.value, attrs: { ...props, ...d.value.attrs } } : d.value;
+      return outcomeOf(await deliver(device, [], [e], receivedAt, kind));
     }
-    const p = device.profile.profile;
     switch (p.format) {
       case 'json': {
         const d = decodeTelemetry(payload, p.json ?? undefined, lim.json);
-        if (!d.ok) return rejectMessage(device, kind, d.reason, d.detail);
+        if (!d.ok) return refuse(d.reason, d.detail);
         countValues(device, d.value.rejected);
-        if (!hasKeys(d.value.values)) return rejectMessage(device, kind, MESSAGE_REJECT.noMetrics, 'no usable metric value in the message');
-        return deliver(device, [{ ts: d.value.ts, values: d.value.values }], [], receivedAt, kind);
+        if (!hasKeys(d.value.values)) return refuse(MESSAGE_REJECT.noMetrics, 'no usable metric value in the message', d.value.rejected.length > 0 ? 'content' : 'payload');
+        return outcomeOf(await deliver(device, [{ ts: d.value.ts, values: d.value.values, tags: props }], [], receivedAt, kind));
       }
       case 'binary': {
         const hex = p.binaryEncoding === 'hex' || (p.binaryEncoding === 'auto' && looksLikeHex(payload));
         const d = decodeBinary(hex ? payload.toString('latin1') : payload, p.binary!, lim.binary);
         countValues(device, d.refusals.filter((r) => r.field !== undefined).map((r) => ({ name: r.field!, reason: r.code })));
         const whole = d.refusals.find((r) => r.field === undefined);
-        if (Object.keys(d.values).length === 0) return rejectMessage(device, kind, whole?.code ?? MESSAGE_REJECT.noValidValues, whole?.message ?? 'no value decoded');
-        return deliver(device, [{ values: d.values }], [], receivedAt, kind);
+        if (Object.keys(d.values).length === 0) return refuse(whole?.code ?? MESSAGE_REJECT.noValidValues, whole?.message ?? 'no value decoded', whole ? 'payload' : 'content');
+        return outcomeOf(await deliver(device, [{ values: d.values, tags: props }], [], receivedAt, kind));
       }
       case 'hj212': {
         // An HJ 212 station behind a DTU: the frame is the payload; the MQTT login already authenticated it.
         const r = parseFrameBytes(payload, { maxCpPairs: lim.hj212.maxCpPairs });
-        if (!r.ok) return rejectMessage(device, kind, r.code, r.message);
-        if (device.hj212 && r.frame.mn !== device.hj212.mn) return rejectMessage(device, kind, 'HJ212_WRONG_MN', `frame MN ${r.frame.mn} is not this device's`);
-        return hj212Frame(device, r.frame, receivedAt);
+        if (!r.ok) return refuse(r.code, r.message);
+        if (device.hj212 && r.frame.mn !== device.hj212.mn) return refuse('HJ212_WRONG_MN', `frame MN ${r.frame.mn} is not this device's`, 'content');
+        return outcomeOf(await hj212Delivered(device, r.frame, receivedAt));
       }
       case 'gb26875': {
         // A DTU forwards what it read from the device's serial line: one frame, two joined, a frame and
         // a CRLF, or part of one. Every valid frame in the message is taken, in order; the rest is
         // counted with its reason. The PUBACK follows once all of them are held.
         const framer = new Gb26875StreamFramer({ maxAppData: o.gb26875?.maxAppData });
+        // Refused whole when no frame of the message was taken (an answer or heartbeat counts as taken).
+        let taken = 0;
+        let refusal: MessageRefusal | undefined;
         for (const item of [...framer.push(payload), ...framer.end()]) {
           if ('garbage' in item) {
-            rejectMessage(device, kind, item.code, item.message);
+            refusal ??= refuse(item.code, item.message);
             continue;
           }
           const source = Buffer.from(item.frame.subarray(12, 18)).toString('hex');
           if (device.gb26875 && source !== device.gb26875.address) {
-            rejectMessage(device, kind, 'GB26875_WRONG_SOURCE', `frame source ${source} is not this device's (${device.gb26875.address})`);
+            refusal ??= refuse('GB26875_WRONG_SOURCE', `frame source ${source} is not this device's (${device.gb26875.address})`, 'content');
             continue;
           }
-          await gb26875Frame(device, item.frame, receivedAt, 'mqtt');
+          const d = await gb26875Frame(device, item.frame, receivedAt, 'mqtt');
+          if (d.frame) taken++;
+          else refusal ??= { refused: d.refusals[0]?.code ?? MESSAGE_REJECT.undecodable, kind: 'payload' };
         }
-        return;
+        return taken > 0 ? undefined : refusal;
       }
       default:
-        return rejectMessage(device, kind, MESSAGE_REJECT.undecodable, `profile ${p.id} (format ${p.format}) does not arrive over MQTT`);
+        return refuse(MESSAGE_REJECT.undecodable, `profile ${p.id} (format ${p.format}) does not arrive over MQTT`);
     }
   }
 
   return {
-    mqtt: mqtt as Ingest['mqtt'],
+    mqtt,
     samples: async (device, samples, receivedAt, events = []) => void (await deliver(device, samples, events, receivedAt, 'samples')),
     hj212Frame,
     gb26875Frame,

@@ -97,6 +97,16 @@ export const edgeConfigSchema = z
         messagesPerTurn: positiveInt.default(64),
         /** Messages of one connection awaiting durability (no PUBACK yet) before its socket stops being read. */
         maxInflightPerConnection: positiveInt.max(65_535).default(64),
+        /**
+         * What an MQTT 3.1/3.1.1 device gets for a message refused whole (undecodable payload, foreign
+         * topic, no acceptable value): `puback` (acknowledged and dropped, counted) or `disconnect` (no
+         * PUBACK, the connection closes). MQTT 5 devices get a PUBACK with the reason code instead.
+         */
+        v3RefusalPolicy: z.enum(['puback', 'disconnect']).default('puback'),
+        /** MQTT 5: the highest Topic Alias a device may use (advertised in CONNACK); 0 = none. */
+        topicAliasMaximum: z.number().int().min(0).max(65_535).default(16),
+        /** MQTT 5: a keep-alive (s) the edge imposes in CONNACK (Server Keep Alive); unset = the device's own. */
+        serverKeepAliveS: z.number().int().min(1).max(65_535).optional(),
         tls: z
           .strictObject({
             host: z.string().default('0.0.0.0'),

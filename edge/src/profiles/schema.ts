@@ -104,6 +104,18 @@ export const profileSchema = z
     /** A value outside [min, max]: refuse that value (others go on), or keep it and mark the reading. */
     outOfRange: z.enum(['refuse', 'flag']).default('refuse'),
     events: z.array(eventRuleSchema).default([]),
+    /**
+     * MQTT 5 user properties kept with the data: those named in `tags` become tags of the message's
+     * readings (the registry's own tags win) and attributes of its events; any other is ignored. A tag is
+     * a series in InfluxDB: list only names whose values are few (a floor, a line), never an id per message.
+     */
+    userProperties: z
+      .strictObject({
+        tags: z.array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'a tag name is a letter or _, then letters, digits or _ (at most 64)')).min(1).max(16),
+        /** A longer value is ignored (not cut). */
+        maxValueLength: z.number().int().min(1).max(1024).default(128),
+      })
+      .optional(),
   })
   .superRefine((p, ctx) => {
     const need = { binary: p.binary, opcua: p.opcua } as const;

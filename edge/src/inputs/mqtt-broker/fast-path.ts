@@ -31,7 +31,8 @@ interface AedesClient {
   emit(event: 'error', err: Error): boolean;
 }
 
-export type FastMessageHandler = (device: Device, kind: TopicKind, payload: Buffer, receivedAt: number) => Promise<void>;
+/** Resolves with a refusal (`{ refused }`) when nothing of the message was kept. */
+export type FastMessageHandler = (device: Device, kind: TopicKind, payload: Buffer, receivedAt: number) => Promise<{ refused: string } | undefined | void>;
 
 const PUBLISH_QOS0 = 0x30;
 const PUBLISH_QOS1 = 0x32;
@@ -59,6 +60,8 @@ export class FastPath {
     private readonly window: number,
     private readonly sessionOf: (client: unknown) => FastSession | undefined,
     private readonly onMessage: FastMessageHandler,
+    /** mqtt.v3RefusalPolicy `disconnect`: a refused message closes the connection instead of a PUBACK. */
+    private readonly disconnectOnRefusal = false,
   ) {}
 
   /**
@@ -156,7 +159,7 @@ export class FastPath {
     const client = (this.socket as unknown as { client?: AedesClient }).client;
     if (!client || client.closed || !client.connackSent || !client.connected) return false;
     if (this.session === undefined) {
-      // MQTT 3.1 and 3.1.1 only (aedes 1.2 refuses v5 at CONNECT anyway).
+      // MQTT 3.1 and 3.1.1 only (MQTT 5 connections never reach aedes: v5-session.ts).
       this.session = client.version === 3 || client.version === 4 ? (this.sessionOf(client) ?? null) : null;
     }
     return this.session !== null;
@@ -172,7 +175,8 @@ export class FastPath {
     const e: Entry = { id, settled: false };
     this.q.push(e);
     this.onMessage(session.device, kind, payload, receivedAt).then(
-      () => {
+      (outcome) => {
+        if (outcome && this.disconnectOnRefusal) return this.fail(new Error(`message refused: ${outcome.refused} (mqtt.v3RefusalPolicy: disconnect)`));
         e.settled = true;
         if (!this.flushScheduled) {
           this.flushScheduled = true;

@@ -3,7 +3,11 @@
 // packet ([MQTT-2.2]: type byte + 1-4 byte Remaining Length) of every chunk the socket receives and
 // cuts the connection as soon as a declared length is over the limit.
 import type { Socket } from 'node:net';
-import type { FastPath } from './fast-path.ts';
+
+/** Who takes each chunk after the size check (server.ts' protocol router, then the fast path or an MQTT 5 session). */
+export interface ChunkSink {
+  onChunk(chunk: Buffer, endsAtBoundary: boolean, push: (b: Buffer) => boolean): boolean;
+}
 
 /** Tracks MQTT packet boundaries across chunks; returns the first declared packet size over max, else 0. */
 export class FrameMeter {
@@ -60,20 +64,23 @@ export class FrameMeter {
 export function guardSocket<S extends Socket>(
   socket: S,
   maxPacketBytes: number,
-  onTooLarge: (declaredBytes: number) => void,
-  fast?: FastPath,
+  /** Returns true when it closes the connection itself (an MQTT 5 DISCONNECT first); else the socket is destroyed. */
+  onTooLarge: (declaredBytes: number) => boolean | void,
+  fast?: ChunkSink,
 ): S {
+  let cut = false;
   const meter = new FrameMeter(maxPacketBytes);
   const push = socket.push;
   const pushOn = (b: Buffer) => push.call(socket, b) as boolean;
   // net.Socket hands each read to push() (the stream's public producer side); overriding it on this one
   // instance sees every chunk before it is buffered. auth.test.ts ('limits') fails if that stops holding.
   socket.push = function guardedPush(this: S, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (cut) return false;
     if (chunk !== null && !this.destroyed) {
       const tooLarge = meter.feed(chunk as Buffer);
       if (tooLarge > 0) {
-        onTooLarge(tooLarge);
-        this.destroy();
+        cut = true;
+        if (onTooLarge(tooLarge) !== true) this.destroy();
         return false;
       }
       // After the size check, so a packet the fast path holds back is never over the limit.

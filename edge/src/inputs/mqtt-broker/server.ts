@@ -5,6 +5,7 @@
 // (lib/client.js nextBatch) — backpressure all the way to the device, and no mqemitter backlog to crawl
 // on (see /work/shared/anchors.md). The common case — a device's QoS 0/1 PUBLISH to its own topics —
 // skips aedes altogether (fast-path.ts) with the same guarantees; this hook handles everything else.
+// MQTT 5 connections never reach aedes: the first packet's protocol level routes them to v5-session.ts.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
@@ -13,12 +14,17 @@ import type { Logger } from 'pino';
 import type { Device, DeviceRegistry } from '../../registry/registry.ts';
 import type { EdgeMetrics } from '../../metrics.ts';
 import type { RateLimitedWarn } from '../../log.ts';
+import type { MessageMeta, MessageRefusal } from '../../agent/ingest.ts';
 import { CONNECT_REFUSE, PUBLISH_REFUSE, authenticateDevice, authorizeTopic, deviceTopics, maySubscribe, type DeviceTopics, type TopicKind } from './auth.ts';
-import { guardSocket } from './frame-guard.ts';
+import { guardSocket, type ChunkSink } from './frame-guard.ts';
 import { FastPath, type FastSession } from './fast-path.ts';
+import { V5Session, type V5Context, type V5Login } from './v5-session.ts';
 
-/** Resolves once the message is safe in the pipeline; rejecting means "do not acknowledge". */
-export type MessageHandler = (device: Device, kind: TopicKind, payload: Buffer, receivedAt: number) => Promise<void>;
+/**
+ * Resolves once the message is safe in the pipeline, or with a refusal when nothing of it was kept;
+ * rejecting means "do not acknowledge".
+ */
+export type MessageHandler = (device: Device, kind: TopicKind, payload: Buffer, receivedAt: number, meta?: MessageMeta) => Promise<MessageRefusal | undefined | void>;
 
 export interface MqttBrokerOptions {
   host: string;
@@ -36,8 +42,14 @@ export interface MqttBrokerOptions {
   metrics: EdgeMetrics;
   log: Logger;
   warn: RateLimitedWarn;
-  /** Fast-path messages awaiting onMessage per connection before its socket stops being read (64). */
+  /** Fast-path messages awaiting onMessage per connection before its socket stops being read (64); MQTT 5's Receive Maximum. */
   maxInflightPerConnection?: number | undefined;
+  /** MQTT 3.1/3.1.1: a message refused whole is acknowledged and dropped (`puback`, default) or closes the connection. */
+  v3RefusalPolicy?: 'puback' | 'disconnect' | undefined;
+  /** MQTT 5: highest Topic Alias a device may use (16). */
+  topicAliasMaximum?: number | undefined;
+  /** MQTT 5: Server Keep Alive imposed in CONNACK, seconds. */
+  serverKeepAliveS?: number | undefined;
 }
 
 export interface MqttBroker {
@@ -62,9 +74,18 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
   // The device a connection logged in as (fixed for the connection), with its topics prebuilt.
   const sessions = new WeakMap<Client, { device: Device; topics: DeviceTopics; fast: FastSession | undefined }>();
 
+  const disconnectOnRefusal = o.v3RefusalPolicy === 'disconnect';
+  const refusedError = (what: string) => new Error(`${what} (mqtt.v3RefusalPolicy: disconnect)`);
+
+  // MQTT 5 connections (v5-session.ts), by client id for session take-over.
+  const v5ByClientId = new Map<string, V5Session>();
+  const v5Sessions = new Set<V5Session>();
+
   const authenticate: AedesOptions['authenticate'] = (client, username, password, done) => {
     const r = authenticateDevice(o.registry, username, password);
     if (r.ok) {
+      // A 3.1.1 connection taking over an MQTT 5 one's client id closes it, as aedes does among its own.
+      v5ByClientId.get(client.id)?.takenOver();
       const topics = deviceTopics(r.device.id);
       // Topics aedes' handlePublish would refuse (wildcards in the id) stay on its path.
       const plain = !/[#+]/.test(r.device.id) && topics.telemetry.split('/').length <= (broker as unknown as { maxTopicLevels: number }).maxTopicLevels;
@@ -91,16 +112,16 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
     if (!decision.ok) {
       o.metrics.publishRefused.inc({ reason: decision.reason });
       o.warn(`publish_${decision.reason}`, { device: device.id, topic: packet.topic.slice(0, 256) }, `MQTT publish refused: ${decision.reason}`);
-      // MQTT 3.1.1 has no negative PUBACK. Acknowledging and dropping (as mosquitto does for ACL
-      // denials) keeps the device's good traffic flowing instead of a disconnect-redeliver loop.
+      // MQTT 3.1.1 has no negative PUBACK. By default acknowledging and dropping (as mosquitto does for
+      // ACL denials) keeps the device's good traffic flowing instead of a disconnect-redeliver loop.
       (packet as Markable)[CONSUMED] = true;
-      return done(null);
+      return done(disconnectOnRefusal ? refusedError(`publish refused: ${decision.reason}`) : null);
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     // Marked now; a refused message never reaches publish (aedes drops the connection instead).
     (packet as Markable)[CONSUMED] = true;
     o.onMessage(device, decision.kind, payload, Date.now()).then(
-      () => done(null),
+      (outcome) => done(outcome && disconnectOnRefusal ? refusedError(`message refused: ${outcome.refused}`) : null),
       // Never a falsy error: aedes would take it as success and send the PUBACK.
       (err: unknown) => done(err instanceof Error ? err : new Error(`message not taken: ${String(err)}`)),
     );
@@ -129,7 +150,8 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
     publish(packet, client, done);
   };
 
-  const syncConnections = () => o.metrics.connections.set(broker.connectedClients);
+  const connectedCount = () => broker.connectedClients + v5Sessions.size;
+  const syncConnections = () => o.metrics.connections.set(connectedCount());
   broker.on('clientReady', syncConnections);
   broker.on('clientDisconnect', syncConnections);
   broker.on('clientError', (client, err) => {
@@ -153,6 +175,46 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
   };
   const fastSession = (client: unknown) => sessions.get(client as Client)?.fast;
   const fastWindow = o.maxInflightPerConnection ?? 64;
+
+  const v5Login = async (_clientId: string, username: string | undefined, password: Buffer | undefined): Promise<V5Login> => {
+    const r = authenticateDevice(o.registry, username, password);
+    if (!r.ok) return r;
+    const topics = deviceTopics(r.device.id);
+    return { ok: true, device: r.device, telemetry: Buffer.from(topics.telemetry), events: Buffer.from(topics.events) };
+  };
+  const v5: V5Context = {
+    maxPacketBytes: o.maxPacketBytes,
+    receiveMaximum: fastWindow,
+    topicAliasMaximum: o.topicAliasMaximum ?? 16,
+    serverKeepAliveS: o.serverKeepAliveS,
+    login: v5Login,
+    onMessage: o.onMessage,
+    connectRefused: (reason, clientId, username) => {
+      o.metrics.connectRefused.inc({ reason });
+      o.warn(`connect_${reason}`, { clientId: clientId.slice(0, 128), username: username?.slice(0, 128), mqtt: 5 }, `MQTT connection refused: ${reason}`);
+    },
+    publishRefused: (reason, device, topic) => {
+      o.metrics.publishRefused.inc({ reason });
+      o.warn(`publish_${reason}`, { device: device.id, topic: topic.slice(0, 256), mqtt: 5 }, `MQTT publish refused: ${reason}`);
+    },
+    clientError: (clientId, err) => o.warn('mqtt_client_error', { clientId: clientId.slice(0, 128), err, mqtt: 5 }, 'MQTT client error'),
+    register: (clientId, s) => {
+      // An aedes (3.1.1) connection with this client id is taken over too.
+      (broker as unknown as { clients: Record<string, Client | undefined> }).clients[clientId]?.close();
+      const old = v5ByClientId.get(clientId);
+      v5ByClientId.set(clientId, s);
+      v5Sessions.add(s);
+      if (old && old !== s) old.takenOver();
+      syncConnections();
+    },
+    unregister: (clientId, s) => {
+      if (v5ByClientId.get(clientId) === s) v5ByClientId.delete(clientId);
+      v5Sessions.delete(s);
+      syncConnections();
+    },
+  };
+  const keepsUserProperties = (d: Device) => d.profile?.profile?.userProperties !== undefined;
+
   const onSocket = (socket: Socket) => {
     if (!admit()) {
       o.metrics.connectRefused.inc({ reason: CONNECT_REFUSE.rateLimited });
@@ -161,12 +223,30 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
       return;
     }
     socket.setNoDelay(true);
-    const fast = new FastPath(socket, fastWindow, fastSession, o.onMessage);
+    let v5Session: V5Session | undefined;
+    // The first packet decides who serves the connection: MQTT 5 → v5-session.ts, anything else → aedes.
+    const router = new ProtocolRouter((level) => {
+      clearTimeout(firstPacketTimer);
+      if (level === 5) {
+        const s = (v5Session = new V5Session(socket, v5, keepsUserProperties));
+        return { onChunk: (chunk) => s.onChunk(chunk) };
+      }
+      broker.handle(conn);
+      return new FastPath(socket, fastWindow, fastSession, o.onMessage, disconnectOnRefusal);
+    });
+    // aedes' connect timeout starts only once it has the socket: until the first packet, this one.
+    const firstPacketTimer = setTimeout(() => {
+      o.warn('connect_timeout', { remote: socket.remoteAddress, ms: o.connectTimeoutMs }, 'MQTT connection closed: no CONNECT within mqtt.connectTimeoutMs');
+      socket.destroy();
+    }, o.connectTimeoutMs);
+    socket.once('close', () => clearTimeout(firstPacketTimer));
+    socket.on('error', () => undefined); // before the router decides, nobody else listens
     const conn = guardSocket(socket, o.maxPacketBytes, (declared) => {
       o.metrics.publishRefused.inc({ reason: PUBLISH_REFUSE.packetTooLarge });
       o.warn('packet_too_large', { declaredBytes: declared, max: o.maxPacketBytes, remote: socket.remoteAddress }, 'MQTT packet over mqtt.maxPacketBytes, connection closed');
-    }, fast);
-    broker.handle(conn);
+      // An MQTT 5 device is told why (DISCONNECT 0x95) before the connection closes.
+      return v5Session?.tooLarge() ?? false;
+    }, router);
   };
   const listen = async (server: Server, port: number, host: string): Promise<number> => {
     server.maxConnections = o.maxConnections;
@@ -215,11 +295,56 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
   return {
     port,
     tlsPort,
-    connections: () => broker.connectedClients,
+    connections: connectedCount,
     async close() {
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      for (const s of v5Sessions) s.shutdown();
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await closed;
     },
   };
+}
+
+/**
+ * Holds a connection's first bytes until the CONNECT's protocol level can be read (a few bytes; the frame
+ * guard bounds them), then hands everything to the handler that level picks.
+ */
+class ProtocolRouter implements ChunkSink {
+  private held: Buffer | null = null;
+  private target: ChunkSink | null = null;
+
+  constructor(private readonly pick: (level: number) => ChunkSink) {}
+
+  onChunk(chunk: Buffer, endsAtBoundary: boolean, push: (b: Buffer) => boolean): boolean {
+    if (this.target) return this.target.onChunk(chunk, endsAtBoundary, push);
+    const buf = this.held === null ? chunk : Buffer.concat([this.held, chunk]);
+    this.held = null;
+    const level = connectLevel(buf);
+    if (level < 0) {
+      this.held = buf;
+      return true;
+    }
+    this.target = this.pick(level);
+    return this.target.onChunk(buf, endsAtBoundary, push);
+  }
+}
+
+/**
+ * The protocol level of a CONNECT at the start of `buf` [MQTT-3.1.2.2]: -1 when more bytes are needed,
+ * 0 when it is not a CONNECT whose level can be read (aedes then answers it as before).
+ */
+export function connectLevel(buf: Buffer): number {
+  if (buf.length === 0) return -1;
+  if (buf[0] !== 0x10) return 0;
+  let i = 1;
+  for (;;) {
+    if (i >= buf.length) return -1;
+    if (i > 4) return 0;
+    if ((buf[i++]! & 0x80) === 0) break;
+  }
+  if (i + 2 > buf.length) return -1;
+  const nameLen = (buf[i]! << 8) | buf[i + 1]!;
+  if (nameLen > 6) return 0; // 'MQTT' or 'MQIsdp'
+  const at = i + 2 + nameLen;
+  return at < buf.length ? buf[at]! : -1;
 }

@@ -54,7 +54,9 @@ export async function startOpcua(c: EdgeConfig, registry: DeviceRegistry, ingest
       }),
     pki: { ...c.opcua.pki, dir: c.opcua.pki.dir! },
     bindings,
-    onValues: (deviceId, sample) => ingest.samples(registry.get(deviceId)!, [sample], Date.now()),
+    onValues: async (deviceId, sample) => {
+      await ingest.samples(registry.get(deviceId)!, [sample], Date.now());
+    },
     registry: metrics,
     log,
     warn: (key, fields, msg) => warn(key, fields as Record<string, unknown>, msg),
