@@ -363,7 +363,9 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
           if (d.frame) taken++;
           else refusal ??= { refused: d.refusals[0]?.code ?? MESSAGE_REJECT.undecodable, kind: 'payload' };
         }
-        return taken > 0 ? undefined : refusal;
+        if (taken > 0) return undefined;
+        // A message with no frame start at all (empty, or noise the framer keeps waiting on) is refused too.
+        return refusal ?? refuse(MESSAGE_REJECT.undecodable, 'no GB/T 26875.3 frame in the message');
       }
       default:
         return refuse(MESSAGE_REJECT.undecodable, `profile ${p.id} (format ${p.format}) does not arrive over MQTT`);
