@@ -136,26 +136,46 @@ describe('startElevatorServer', () => {
     });
   });
 
-  it('hooks change the variables', async () => {
-    sim.car(2).setPassenger(true);
-    sim.car(2).triggerFault(FAULT_CODE.entrapment);
-    expect(await read(2, 'FaultCode')).toBe(FAULT_CODE.entrapment);
-    expect(await read(2, 'DoorZone')).toBe(false);
-    expect(await read(2, 'DoorOpen')).toBe(false);
-    expect(await read(2, 'PassengerPresent')).toBe(true);
-    expect(await read(2, 'Running')).toBe(false);
+  it('hooks change the variables, published one variable at a time with the fault code last', async () => {
+    // What a subscriber sees: every data change of car 2, in order, one per notification.
+    const seen: Array<{ variable: string; value: unknown; at: number }> = [];
+    const sub = await session.createSubscription2({ requestedPublishingInterval: 50, requestedMaxKeepAliveCount: 10, requestedLifetimeCount: 100, publishingEnabled: true });
+    try {
+      for (const v of ['FaultCode', 'DoorZone', 'DoorOpen', 'PassengerPresent', 'Running', 'Floor'] as const) {
+        const item = await sub.monitor({ nodeId: carNodeId(2, v), attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 10, discardOldest: true }, 2);
+        item.on('changed', (dv) => seen.push({ variable: v, value: dv.value.value, at: Date.now() }));
+      }
+      await waitFor('initial values', () => seen.length >= 6);
+      const from = seen.length;
+      sim.car(2).setPassenger(true);
+      sim.car(2).triggerFault(FAULT_CODE.entrapment);
+      await waitFor('every change published', () => sim.pendingChanges() === 0);
+      expect(await read(2, 'FaultCode')).toBe(FAULT_CODE.entrapment);
+      expect(await read(2, 'DoorZone')).toBe(false);
+      expect(await read(2, 'DoorOpen')).toBe(false);
+      expect(await read(2, 'PassengerPresent')).toBe(true);
+      expect(await read(2, 'Running')).toBe(false);
+      const fault = await waitFor('the fault notification', () => seen.slice(from).find((x) => x.variable === 'FaultCode'));
+      const changes = seen.slice(from);
+      // The fault code is the last of the changes the fault made, and it came on its own.
+      expect(changes[changes.length - 1]).toBe(fault);
+      expect(changes.filter((x) => x.at === fault.at)).toHaveLength(1);
+    } finally {
+      await sub.terminate();
+    }
     sim.car(2).clearFault();
-    expect(await read(2, 'FaultCode')).toBe(FAULT_CODE.none);
+    await waitFor('fault cleared', async () => (await read(2, 'FaultCode')) === FAULT_CODE.none);
     sim.car(3).setServiceMode(SERVICE_MODE.inspection);
-    expect(await read(3, 'ServiceMode')).toBe(SERVICE_MODE.inspection);
+    await waitFor('inspection', async () => (await read(3, 'ServiceMode')) === SERVICE_MODE.inspection);
     sim.car(3).setPassenger(false);
-    expect(await read(3, 'PassengerPresent')).toBe(false);
+    await waitFor('no passenger', async () => (await read(3, 'PassengerPresent')) === false);
     expect(() => sim.car(4)).toThrow(RangeError);
   });
 
   it('restart() keeps the endpoint and the certificate; the state carries on', async () => {
     const endpoint = sim.endpoint;
     sim.car(3).triggerFault(FAULT_CODE.overspeed);
+    // restart() presents the cars' whole state at once, as a rebooted controller does.
     await sim.restart();
     expect(sim.endpoint).toBe(endpoint);
     expect(sim.monitoredItemCount()).toBe(0);

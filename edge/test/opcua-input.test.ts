@@ -1,142 +1,14 @@
 // The OPC-UA input against the real simulated elevator controller (device-sim), over
 // SignAndEncrypt + Basic256Sha256 with explicitly trusted certificates made once per run
 // (e2e/setup/opcua-pki.global.ts). Waits are on conditions with a deadline; nothing is timed.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startElevatorServer, type ElevatorServer, type ElevatorServerOptions } from '../../device-sim/src/transports/opcua-server.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startElevatorServer, type ElevatorServer } from '../../device-sim/src/transports/opcua-server.ts';
 import { FAULT_CODE, SERVICE_MODE } from '../../device-sim/src/elevator/car.ts';
-import { startOpcuaInput, type OpcuaDeviceBinding, type OpcuaInput, type OpcuaSample, type OpcuaServerConfig } from '../src/inputs/opcua/index.ts';
+import { METRICS, bindingsFor, removeTempDirs, serverConfig as config, simOptions, startInput, waitFor, type Harness } from './opcua-kit.ts';
 
-const pki = inject('opcuaPki');
-const log = pino({ level: 'silent' });
-const dirs: string[] = [];
-const tempDir = (name: string) => {
-  const d = mkdtempSync(join(tmpdir(), `citysense-opcua-${name}-`));
-  dirs.push(d);
-  return d;
-};
+const serverConfig = (id: string, endpoint: string, secure = true) => config(id, endpoint, secure ? {} : { securityMode: 'None', securityPolicy: 'None' });
 
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-  detail: () => string = () => '',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} ${detail()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const METRICS = {
-  floor: 'Floor',
-  direction: 'Direction',
-  running: 'Running',
-  door_open: 'DoorOpen',
-  door_zone: 'DoorZone',
-  load: 'Load',
-  service_mode: 'ServiceMode',
-  fault_code: 'FaultCode',
-  passenger_present: 'PassengerPresent',
-} as const;
-
-function bindingsFor(server: string, cars: number): OpcuaDeviceBinding[] {
-  return Array.from({ length: cars }, (_, i) => ({
-    deviceId: `elevator-${i + 1}`,
-    server,
-    nodes: Object.fromEntries(Object.entries(METRICS).map(([m, v]) => [m, `ns=1;s=Car${i + 1}.${v}`])),
-    samplingIntervalMs: 50,
-    publishingIntervalMs: 100,
-  }));
-}
-
-function serverConfig(id: string, endpoint: string, secure = true): OpcuaServerConfig {
-  return {
-    id,
-    endpoint,
-    securityMode: secure ? 'SignAndEncrypt' : 'None',
-    securityPolicy: secure ? 'Basic256Sha256' : 'None',
-    reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
-    requestTimeoutMs: 5000,
-    sessionTimeoutMs: 20_000,
-  };
-}
-
-function simOptions(over: Partial<ElevatorServerOptions> & { identity: 'server' | 'rogue' }): ElevatorServerOptions {
-  const id = pki[over.identity];
-  return {
-    port: 0,
-    cars: 2,
-    floors: 12,
-    seed: 'opcua-input-test',
-    tickMs: 50,
-    floorsPerSecond: 4,
-    doorDwellMs: 300,
-    meanIdleMs: 300,
-    security: { modes: ['SignAndEncrypt'], policies: ['Basic256Sha256'], allowAnonymous: true },
-    pki: {
-      dir: tempDir(`sim-${over.identity}`),
-      certificateFile: id.certificateFile,
-      privateKeyFile: id.privateKeyFile,
-      trustedClientCertificates: [pki.client.certificateFile],
-      automaticallyAcceptUnknownCertificate: false,
-    },
-    ...over,
-  };
-}
-
-interface Harness {
-  input: OpcuaInput;
-  registry: Registry;
-  samples: Array<{ deviceId: string; sample: OpcuaSample }>;
-  warnings: string[];
-  metric(name: string, labels: Record<string, string>): Promise<number>;
-}
-
-async function startInput(servers: OpcuaServerConfig[], bindings: OpcuaDeviceBinding[]): Promise<Harness> {
-  const registry = new Registry();
-  const samples: Harness['samples'] = [];
-  const warnings: string[] = [];
-  const input = await startOpcuaInput({
-    servers,
-    bindings,
-    pki: {
-      dir: tempDir('client'),
-      certificateFile: pki.client.certificateFile,
-      privateKeyFile: pki.client.privateKeyFile,
-      trustedServerCertificates: [pki.server.certificateFile],
-      automaticallyAcceptUnknownCertificate: false,
-    },
-    onValues: async (deviceId, sample) => {
-      samples.push({ deviceId, sample });
-    },
-    registry,
-    log,
-    warn: (key) => warnings.push(key),
-  });
-  return {
-    input,
-    registry,
-    samples,
-    warnings,
-    async metric(name, labels) {
-      const m = await registry.getSingleMetric(name)?.get();
-      const v = m?.values.find((x) => Object.entries(labels).every(([k, l]) => x.labels[k] === l));
-      return v?.value ?? 0;
-    },
-  };
-}
-
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+afterAll(removeTempDirs);
 
 describe('OPC-UA input, SignAndEncrypt + Basic256Sha256, explicit trust', () => {
   let sim: ElevatorServer;
@@ -185,24 +57,25 @@ describe('OPC-UA input, SignAndEncrypt + Basic256Sha256, explicit trust', () => 
     });
   });
 
-  it('carries an entrapment scenario (a FaultCode change) with the state around it', async () => {
+  it('values arrive one variable at a time, as controllers send them; a fault code alone still carries where the car is', async () => {
+    // The simulator publishes each changed variable on its own (changeSpacingMs), so most samples
+    // after the first hold a single value: the last known others travel as context.
+    await waitFor('single-value samples while the cars move', () => h.samples.filter((x) => Object.keys(x.sample.values).length === 1).length >= 5);
     const from = h.samples.length;
     sim.car(1).setPassenger(true);
     sim.car(1).triggerFault(FAULT_CODE.entrapment);
     const s = await waitFor('fault sample', () => h.samples.slice(from).find((x) => x.deviceId === 'elevator-1' && x.sample.values.fault_code === FAULT_CODE.entrapment));
-    // Merged view of what arrived since the fault: stopped between floors, doors shut, somebody inside.
-    // The car's state as the edge knows it: every sample so far, merged (values that did not change
-    // at the fault are not sent again).
-    const seen = await waitFor('entrapment state', () => {
-      const merged: Record<string, unknown> = {};
-      for (const x of h.samples) if (x.deviceId === 'elevator-1') Object.assign(merged, x.sample.values);
-      return merged.door_zone === false && merged.passenger_present === true ? merged : undefined;
-    });
-    expect(seen).toMatchObject({ fault_code: FAULT_CODE.entrapment, running: false, door_open: false, door_zone: false, passenger_present: true });
+    await waitFor('the controller published every change', () => sim.pendingChanges() === 0);
+    // The fault code came alone (the motion it caused went first), and its sample knows the rest.
+    expect(Object.keys(s.sample.values)).toEqual(['fault_code']);
+    const car = sim.car(1).state();
+    expect(s.sample.context).toMatchObject({ floor: car.Floor, door_zone: false, door_open: false, running: false, passenger_present: true });
     expect(s.sample.ts).toBeGreaterThan(0);
     const before = h.samples.length;
     sim.car(1).clearFault();
     await waitFor('fault cleared', () => h.samples.slice(before).find((x) => x.deviceId === 'elevator-1' && x.sample.values.fault_code === FAULT_CODE.none));
+    // Delivered once each: no value repeats what the pipeline already has.
+    expect(h.samples.filter((x) => x.deviceId === 'elevator-1' && x.sample.values.fault_code === FAULT_CODE.entrapment)).toHaveLength(1);
   });
 
   it('survives a restart of the controller: reconnects, resubscribes, no duplicate and no lost monitored item', async () => {
@@ -255,7 +128,10 @@ describe('OPC-UA input: trust and security mode', () => {
         const s = h.input.status()[0];
         return s?.state === 'down' ? s : undefined;
       });
-      expect(st.lastError).toMatch(/^server_certificate_untrusted: .*BadCertificateUntrusted/);
+      // Who refused what, and what to do: the edge refused the rogue's certificate, filed in rejected/.
+      expect(st.lastError).toMatch(/^server_certificate_untrusted: the edge refused the server's certificate \(.*CN=citysense-rogue.*SHA-1 [0-9a-f]{40}.*BadCertificateUntrusted/);
+      expect(st.lastError).toContain(`${h.pkiDir}/rejected/`);
+      expect(st.lastError).toContain(`to ${h.pkiDir}/trusted/certs/`);
       expect(await h.metric('citysense_edge_opcua_session_errors_total', { server: 'rogue', reason: 'server_certificate_untrusted' })).toBeGreaterThan(0);
       expect(await h.metric('citysense_edge_opcua_connected', { server: 'rogue' })).toBe(0);
       expect(h.warnings).toContain('opcua_server_certificate_untrusted');

@@ -36,6 +36,17 @@ export interface ElevatorServerOptions {
   doorDwellMs?: number;
   /** Mean idle time between trips (default 4000 ms). */
   meanIdleMs?: number;
+  /**
+   * Real controllers scan and report their variables one by one: a changed variable is published at
+   * most one per car every changeSpacingMs (default 250, longer than the edge's publishing interval,
+   * so each arrives in a notification of its own), FaultCode after the others that changed with it.
+   * 0 publishes everything that changed in one go.
+   */
+  changeSpacingMs?: number;
+  /** Called on every start (also after restart()) with the server before it listens: tests bend its behaviour here. */
+  configureServer?: (server: OPCUAServer) => void | Promise<void>;
+  /** Extra endpoint URLs the server announces (a proxy or NAT in front of it): opc.tcp://host:port/path. */
+  advertisedEndpoints?: string[];
   /** The address the server listens on and names in its endpoint (default 127.0.0.1: loopback only). */
   host?: string;
   resourcePath?: string;
@@ -69,12 +80,17 @@ export interface ElevatorServer {
   endpoint: string;
   port: number;
   car(n: number): CarHandle;
+  /** Changes not yet published (changeSpacingMs): 0 once the controller reports what the cars do. */
+  pendingChanges(): number;
   /** Monitored items on the server now, summed over all sessions and subscriptions. */
   monitoredItemCount(): number;
   /** Sessions the server holds now (including ones whose channel is gone but not yet timed out). */
   sessionCount(): number;
-  /** Stop the OPC-UA server and start a fresh one on the same port with the same certificate. */
-  restart(): Promise<void>;
+  /**
+   * Stop the OPC-UA server and start a fresh one on the same port, with the same certificate or, when
+   * given, a renewed one (kept for later restarts).
+   */
+  restart(renewed?: { certificateFile: string; privateKeyFile: string }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -147,21 +163,48 @@ export async function startElevatorServer(o: ElevatorServerOptions): Promise<Ele
   );
 
   mkdirSync(o.pki.dir, { recursive: true });
+  // The server's own certificate; restart() may renew it.
+  const own: { certificateFile?: string | undefined; privateKeyFile?: string | undefined } = { certificateFile: o.pki.certificateFile, privateKeyFile: o.pki.privateKeyFile };
+  const spacingMs = o.changeSpacingMs ?? 250;
   let server: OPCUAServer | undefined;
   let variables = new Map<string, UAVariable>();
   let published = new Map<string, CarState[CarVariable]>();
+  // Per car: variables changed but not yet published, oldest first (a later change of the same
+  // variable replaces its value in place, so at most one entry per variable).
+  const pending = cars.map(() => new Map<CarVariable, CarState[CarVariable]>());
+  // FaultCode last: a controller reports the fault after the motion it caused.
+  const ORDER = [...CAR_VARIABLES.filter((v) => v !== 'FaultCode'), 'FaultCode'] as const;
+
+  const setVariable = (car: number, v: CarVariable, value: CarState[CarVariable], now = new Date()) => {
+    const key = `${car}.${v}`;
+    published.set(key, value);
+    variables.get(key)?.setValueFromSource(new Variant({ dataType: OPCUA_TYPE[v], value }), StatusCodes.Good, now);
+  };
 
   const publish = () => {
     if (!server) return;
-    const now = new Date();
     cars.forEach((car, i) => {
       const s = car.state();
-      for (const v of CAR_VARIABLES) {
+      const queue = pending[i]!;
+      for (const v of ORDER) {
         const key = `${i + 1}.${v}`;
-        if (published.get(key) === s[v]) continue;
-        published.set(key, s[v]);
-        variables.get(key)?.setValueFromSource(new Variant({ dataType: OPCUA_TYPE[v], value: s[v] }), StatusCodes.Good, now);
+        if (published.get(key) === s[v] && !queue.has(v)) continue;
+        if (spacingMs === 0) setVariable(i + 1, v, s[v]);
+        else if (published.get(key) === s[v]) queue.delete(v); // changed back before it was sent
+        else queue.set(v, s[v]);
       }
+    });
+  };
+
+  /** One variable per car goes out. */
+  const drain = () => {
+    if (!server) return;
+    pending.forEach((queue, i) => {
+      const next = queue.entries().next();
+      if (next.done) return;
+      const [v, value] = next.value;
+      queue.delete(v);
+      setVariable(i + 1, v, value);
     });
   };
 
@@ -177,8 +220,8 @@ export async function startElevatorServer(o: ElevatorServerOptions): Promise<Ele
       await certificateManager.trustCertificate(new X509Certificate(readFileSync(file)).raw);
     }
     // Without a given certificate, node-opcua makes one in pki/own on first start and reuses it.
-    const certificateFile = o.pki.certificateFile ?? join(o.pki.dir, 'own', 'certs', 'certificate.pem');
-    const privateKeyFile = o.pki.privateKeyFile ?? certificateManager.privateKey;
+    const certificateFile = own.certificateFile ?? join(o.pki.dir, 'own', 'certs', 'certificate.pem');
+    const privateKeyFile = own.privateKeyFile ?? certificateManager.privateKey;
     const applicationUri = (existsSync(certificateFile) && applicationUriOf(certificateFile)) || DEFAULT_APPLICATION_URI;
     const users = o.security.users ?? [];
     const s = new OPCUAServer({
@@ -191,6 +234,7 @@ export async function startElevatorServer(o: ElevatorServerOptions): Promise<Ele
       serverCertificateManager: certificateManager,
       certificateFile,
       privateKeyFile,
+      ...(o.advertisedEndpoints ? { advertisedEndpoints: o.advertisedEndpoints } : {}),
       securityModes: o.security.modes.map((m) => MessageSecurityMode[m]),
       securityPolicies: o.security.policies.map((p) => SecurityPolicy[p]),
       allowAnonymous: o.security.allowAnonymous,
@@ -202,6 +246,7 @@ export async function startElevatorServer(o: ElevatorServerOptions): Promise<Ele
     });
     await s.initialize();
     const addressSpace = s.engine.addressSpace!;
+    for (const q of pending) q.clear();
     // ns=1 is always the server's own namespace (its application URI): the cars live there, as
     // controllers commonly put their variables, so that `ns=1;s=Car1.Floor` is stable.
     const ns = addressSpace.getOwnNamespace();
@@ -227,6 +272,7 @@ export async function startElevatorServer(o: ElevatorServerOptions): Promise<Ele
         published.set(`${n}.${v}`, s0[v]);
       }
     });
+    await o.configureServer?.(s);
     await s.start();
     server = s;
   };
@@ -245,6 +291,8 @@ export async function startElevatorServer(o: ElevatorServerOptions): Promise<Ele
     publish();
   }, o.tickMs);
   timer.unref();
+  const drainer = spacingMs > 0 ? setInterval(drain, spacingMs) : undefined;
+  drainer?.unref();
 
   const carAt = (n: number): ElevatorCar => {
     const car = cars[n - 1];
@@ -269,17 +317,23 @@ export async function startElevatorServer(o: ElevatorServerOptions): Promise<Ele
         setPassenger: (present) => hook(n, (x) => x.setPassenger(present)),
       };
     },
+    pendingChanges: () => pending.reduce((n, q) => n + q.size, 0),
     monitoredItemCount: () => {
       if (!server) return 0;
       return server.engine.getSessions().reduce((sum, s) => sum + s.currentMonitoredItemCount, 0);
     },
     sessionCount: () => (server ? server.engine.getSessions().length : 0),
-    async restart() {
+    async restart(renewed) {
       await stopServer();
+      if (renewed) {
+        own.certificateFile = renewed.certificateFile;
+        own.privateKeyFile = renewed.privateKeyFile;
+      }
       await startServer();
     },
     async stop() {
       clearInterval(timer);
+      if (drainer) clearInterval(drainer);
       await stopServer();
     },
   };

@@ -182,6 +182,10 @@ export const edgeConfigSchema = z
                 .prefault({}),
               requestTimeoutMs: positiveInt.default(10_000),
               sessionTimeoutMs: positiveInt.default(60_000),
+              /** Not healthy again this long after a drop (or after falling silent): start from scratch. */
+              recoveryTimeoutMs: positiveInt.default(30_000),
+              /** Nothing from the server, not even a keep-alive, for this long: health degraded. */
+              maxSilenceMs: positiveInt.default(30_000),
             }),
           )
           .default([]),

@@ -14,6 +14,11 @@ export interface RawSample {
   flags?: Record<string, string> | undefined;
   /** Tags of this sample beyond the device's (a fire panel's component, zone, floor). */
   tags?: Record<string, string> | undefined;
+  /**
+   * The device's other values as last known, by raw name (an OPC-UA input sends only what changed):
+   * checked like values, used for event rules and attributes, never stored as readings.
+   */
+  context?: Record<string, MetricValue> | undefined;
 }
 
 export interface DerivedEvent {
@@ -83,37 +88,36 @@ export class ProfileRuntime {
     return { name: raw, spec: undefined };
   }
 
-  apply(deviceId: string, sample: RawSample): ProfileOutcome {
+  /** One value through the profile: its name, converted value, and whether it is out of range (flag). */
+  private check(raw: string, v: MetricValue): { name: string; v: MetricValue; flagged: boolean } | { name: string; reason: ProfileValueReject } {
     const p = this.profile;
+    const { name, spec } = this.resolve(raw);
+    if (!spec && p.unknownMetrics === 'refuse') return { name, reason: PROFILE_VALUE_REJECT.unknownMetric };
+    if (spec?.type && typeof v !== spec.type) return { name, reason: PROFILE_VALUE_REJECT.wrongType };
+    let flagged = false;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return { name, reason: PROFILE_VALUE_REJECT.notFinite };
+      if (spec?.scale !== undefined || spec?.add !== undefined) v = convert(v, spec.scale ?? 1, spec.add ?? 0);
+      if (spec && ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max))) {
+        if (p.outOfRange === 'refuse') return { name, reason: PROFILE_VALUE_REJECT.outOfRange };
+        flagged = true;
+      }
+    }
+    return { name, v, flagged };
+  }
+
+  apply(deviceId: string, sample: RawSample): ProfileOutcome {
     const values: Record<string, MetricValue> = {};
     const rejected: ProfileOutcome['rejected'] = [];
     let flagged = false;
     for (const raw of Object.keys(sample.values)) {
-      let v = sample.values[raw]!;
-      const { name, spec } = this.resolve(raw);
-      if (!spec && p.unknownMetrics === 'refuse') {
-        rejected.push({ name, reason: PROFILE_VALUE_REJECT.unknownMetric });
+      const r = this.check(raw, sample.values[raw]!);
+      if ('reason' in r) {
+        rejected.push(r);
         continue;
       }
-      if (spec?.type && typeof v !== spec.type) {
-        rejected.push({ name, reason: PROFILE_VALUE_REJECT.wrongType });
-        continue;
-      }
-      if (typeof v === 'number') {
-        if (!Number.isFinite(v)) {
-          rejected.push({ name, reason: PROFILE_VALUE_REJECT.notFinite });
-          continue;
-        }
-        if (spec?.scale !== undefined || spec?.add !== undefined) v = convert(v, spec.scale ?? 1, spec.add ?? 0);
-        if (spec && ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max))) {
-          if (p.outOfRange === 'refuse') {
-            rejected.push({ name, reason: PROFILE_VALUE_REJECT.outOfRange });
-            continue;
-          }
-          flagged = true;
-        }
-      }
-      values[name] = v;
+      flagged ||= r.flagged;
+      values[r.name] = r.v;
     }
     // HJ 212 flags one parameter (its Rtd, or its Min/Avg/Max together): a non-normal flag is kept as
     // `<metric>_flag` so a dashboard can tell a calibration value from a measured one.
@@ -122,7 +126,18 @@ export class ProfileRuntime {
     }
     let quality = sample.quality;
     if (flagged) quality = quality ? `${quality},${OUT_OF_RANGE_QUALITY}` : OUT_OF_RANGE_QUALITY;
-    return { values, quality, tags: sample.tags, events: this.deriveEvents(deviceId, values), rejected };
+    // Rules and attributes see the device's whole known state: the sample's values over the context
+    // (values refused here are left out of it silently: they were counted when they arrived).
+    let known = values;
+    if (sample.context) {
+      known = {};
+      for (const [raw, v] of Object.entries(sample.context)) {
+        const r = this.check(raw, v);
+        if (!('reason' in r)) known[r.name] = r.v;
+      }
+      Object.assign(known, values);
+    }
+    return { values, quality, tags: sample.tags, events: this.deriveEvents(deviceId, known), rejected };
   }
 
   private deriveEvents(deviceId: string, values: Record<string, MetricValue>): DerivedEvent[] {

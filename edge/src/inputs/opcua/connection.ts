@@ -8,8 +8,13 @@
 // the subscription and its monitored items with the same client handles (OPC-UA Part 4 §6.7, node-opcua
 // reconnection.ts). After every such repair checkItems() asks the server itself (Server.GetMonitoredItems,
 // Part 5 §9.1) which items exist: extras are deleted, and if any is missing the subscription is rebuilt,
-// so the server holds exactly one item per binding. If node-opcua's repair gives up, the connection is
-// thrown away and establishing starts again.
+// so the server holds exactly one item per binding. If node-opcua's repair gives up, or the connection is
+// not healthy again within recoveryTimeoutMs (node-opcua's repair can loop for ever against a server
+// that answers Republish loosely, or keep encrypting for a server certificate that was renewed), the
+// connection is thrown away and establishing starts again from scratch: a new client fetches the
+// endpoints and checks the server's certificate as on a first connection. After every reconnection and
+// every new subscription, every bound variable is read once and what changed goes to the pipeline, so a
+// fault raised while the link was down is delivered (docs/protocols/opcua-elevator.md).
 import type { Logger } from 'pino';
 import {
   AttributeIds,
@@ -28,13 +33,15 @@ import {
 } from 'node-opcua';
 import type { ClientPki } from './pki.ts';
 import type { OpcuaMetrics } from './metrics.ts';
-import { groupNotification, type NotifiedValue } from './samples.ts';
-import type { OpcuaDeviceBinding, OpcuaSample, OpcuaServerConfig, OpcuaServerStatus, OpcuaWarn } from './types.ts';
+import { groupNotification, type MappedValue, type NotifiedValue } from './samples.ts';
+import type { OpcuaDeviceBinding, OpcuaSample, OpcuaServerConfig, OpcuaServerStatus, OpcuaValue, OpcuaWarn } from './types.ts';
 
 /** Why a connection step failed. Stable: the `reason` label of session_errors_total. */
 export const SESSION_ERROR = {
+  /** The edge refused the server's certificate (not in <pki.dir>/trusted/certs). */
   serverCertificateUntrusted: 'server_certificate_untrusted',
   serverCertificateInvalid: 'server_certificate_invalid',
+  /** The server refused the edge's certificate (not in the server's trust list). */
   clientRejected: 'client_rejected',
   endpointNotOffered: 'endpoint_not_offered',
   userRejected: 'user_rejected',
@@ -53,12 +60,16 @@ export type SessionErrorReason = (typeof SESSION_ERROR)[keyof typeof SESSION_ERR
 
 export function classifyError(err: unknown): SessionErrorReason {
   const m = err instanceof Error ? err.message : String(err);
-  if (/BadCertificateUntrusted|certificate verification failed/i.test(m)) return SESSION_ERROR.serverCertificateUntrusted;
-  if (/BadCertificate/i.test(m)) return SESSION_ERROR.serverCertificateInvalid;
-  if (/BadSecurityChecksFailed|BadSecurityPolicyRejected/i.test(m)) return SESSION_ERROR.clientRejected;
+  // node-opcua's own check of the server's certificate says "server Certificate verification failed
+  // with err <status>": only then did the edge refuse. A BadCertificate* status otherwise comes from the
+  // server, about the edge's certificate (which side refused is what the operator must know).
+  const edgeRefused = /server certificate verification failed/i.test(m);
+  if (edgeRefused && /BadCertificateUntrusted/i.test(m)) return SESSION_ERROR.serverCertificateUntrusted;
+  if (edgeRefused) return SESSION_ERROR.serverCertificateInvalid;
+  if (/BadCertificate|BadSecurityChecksFailed|BadSecurityPolicyRejected/i.test(m)) return SESSION_ERROR.clientRejected;
   if (/end ?point.*(must exist|not found|cannot be found|does not exist)|BadSecurityModeRejected|cannot find endpoint/i.test(m)) return SESSION_ERROR.endpointNotOffered;
   if (/BadUserAccessDenied|BadIdentityToken/i.test(m)) return SESSION_ERROR.userRejected;
-  if (/ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|ECONNRESET|socket has been disconnected|connection.*(closed|refused)/i.test(m)) return SESSION_ERROR.unreachable;
+  if (/ECONNREFUSED|EHOSTUNREACH|ENOTFOUND|ECONNRESET|socket has been disconnected|connection.*(closed|refused)|connection break|premature socket termination/i.test(m)) return SESSION_ERROR.unreachable;
   if (/timeout|timed out/i.test(m)) return SESSION_ERROR.timeout;
   return SESSION_ERROR.other;
 }
@@ -80,7 +91,30 @@ const GET_MONITORED_ITEMS = 'ns=0;i=11492';
 // pipeline must not grow the edge's memory without bound.
 const MAX_PENDING_SAMPLES = 10_000;
 const DEFAULT_QUEUE_SIZE = 10;
-const KEEPALIVE_COUNT = 10;
+/** Publishing intervals without data after which the server sends a keep-alive. */
+export const KEEPALIVE_COUNT = 10;
+// Nodes per Read request in the re-read after a reconnection: below every server's MaxNodesPerRead
+// we know of, so one re-read is a few requests even for hundreds of cars.
+const READ_CHUNK = 500;
+// How often the watchdog looks at the connection (at most; faster for short recovery timeouts).
+const WATCHDOG_MS = 1000;
+
+/** Why a connection was thrown away and established from scratch: the `reason` of recoveries_total. */
+export const RECOVERY_REASON = {
+  /** Not healthy again within recoveryTimeoutMs after the connection broke. */
+  recoveryTimeout: 'recovery_timeout',
+  /** Connected, but nothing (not even a keep-alive) for maxSilenceMs, and still nothing recoveryTimeoutMs later. */
+  silent: 'silent',
+  /** node-opcua's session repair gave up. */
+  repairFailed: 'repair_failed',
+} as const;
+export type RecoveryReason = (typeof RECOVERY_REASON)[keyof typeof RECOVERY_REASON];
+
+interface KnownValue {
+  value: OpcuaValue;
+  quality: string | undefined;
+  ts: number | undefined;
+}
 
 interface ItemBinding {
   deviceId: string;
@@ -104,7 +138,24 @@ export class ServerConnection {
   private readonly log: Logger;
   private state: OpcuaServerStatus['state'] = 'connecting';
   private reconnects = 0;
+  private resubscriptions = 0;
+  private recoveries = 0;
+  private subscriptionsCreated = 0;
   private monitored = 0;
+  private refused = 0;
+  /** When the server last sent anything while connected (data or keep-alive), and data. */
+  private lastAliveAt: number | undefined;
+  private lastDataAt: number | undefined;
+  private readonly startedAt = Date.now();
+  /** When the connection broke (or started connecting from scratch); cleared once healthy again. */
+  private lostAt: number | undefined;
+  private lastRecoveryMs: number | undefined;
+  private recovering = false;
+  private rebuilding = false;
+  private watchdog: NodeJS.Timeout | undefined;
+  private warnedNoGetMonitoredItems = false;
+  /** deviceId → metric → the value last handed to the pipeline. Survives reconnections and fresh starts. */
+  private readonly known = new Map<string, Map<string, KnownValue>>();
   private lastError: string | undefined;
   private closed = false;
   private client: OPCUAClient | undefined;
@@ -130,21 +181,91 @@ export class ServerConnection {
   start(): void {
     this.o.metrics.connected.set({ server: this.c.id }, 0);
     this.o.metrics.monitoredItems.set({ server: this.c.id }, 0);
+    this.o.metrics.itemsRefused.set({ server: this.c.id }, 0);
+    this.watchdog = setInterval(() => this.tick(), Math.max(50, Math.min(WATCHDOG_MS, Math.floor(this.c.recoveryTimeoutMs / 4))));
+    this.watchdog.unref();
     this.loop = this.run();
   }
 
+  private boundItems(): number {
+    return this.o.bindings.reduce((n, b) => n + Object.keys(b.nodes).length, 0);
+  }
+
+  /** Health as the operator should read it: not ok when nothing arrives, an operator is needed, or nothing is monitored. */
+  private problem(now: number): OpcuaServerStatus['problem'] {
+    if (this.state === 'down') return 'needs_operator';
+    if (now - (this.lastAliveAt ?? this.startedAt) > this.c.maxSilenceMs) return 'silent';
+    if (this.state === 'connected' && this.boundItems() > 0 && this.refused >= this.boundItems()) return 'all_items_refused';
+    return undefined;
+  }
+
   status(): OpcuaServerStatus {
+    const now = Date.now();
+    const problem = this.problem(now);
+    const age = (t: number | undefined) => (t === undefined ? null : Math.round((now - t) / 100) / 10);
     return {
       server: this.c.id,
       state: this.state,
+      healthy: problem === undefined,
+      ...(problem ? { problem } : {}),
+      connected: this.state === 'connected',
       monitoredItems: this.monitored,
+      boundItems: this.boundItems(),
+      itemsRefused: this.refused,
+      secondsSinceNotification: age(this.lastAliveAt),
+      secondsSinceData: age(this.lastDataAt),
       reconnects: this.reconnects,
+      resubscriptions: this.resubscriptions,
+      recoveries: this.recoveries,
+      ...(this.lastRecoveryMs !== undefined ? { lastRecoveryMs: this.lastRecoveryMs } : {}),
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
     };
   }
 
+  /**
+   * The watchdog: every recovery is bounded. A connection that broke and is not healthy again within
+   * recoveryTimeoutMs, or that has been silent for maxSilenceMs and stays so for recoveryTimeoutMs more,
+   * is thrown away and established from scratch. While establishing (run()), each attempt is bounded
+   * by its own timeouts and retried with backoff, so the watchdog stays out of it.
+   */
+  private tick(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    const id = { server: this.c.id };
+    this.o.metrics.secondsSinceNotification.set(id, this.lastAliveAt === undefined ? -1 : (now - this.lastAliveAt) / 1000);
+    this.o.metrics.healthy.set(id, this.problem(now) === undefined ? 1 : 0);
+    if (!this.established || this.recovering) return;
+    let since: number | undefined;
+    let reason: RecoveryReason | undefined;
+    if (this.state !== 'connected') {
+      since = this.lostAt ?? now;
+      reason = RECOVERY_REASON.recoveryTimeout;
+    } else if (now - (this.lastAliveAt ?? now) > this.c.maxSilenceMs) {
+      since = (this.lastAliveAt ?? now) + this.c.maxSilenceMs;
+      reason = RECOVERY_REASON.silent;
+    }
+    if (since === undefined || reason === undefined || now - since < this.c.recoveryTimeoutMs) return;
+    this.recover(reason, `OPC-UA connection not healthy ${Math.round((now - since) / 1000)} s after ${reason === RECOVERY_REASON.silent ? 'falling silent' : 'it broke'}: starting from scratch`);
+  }
+
+  /** Throw the connection away and establish it again from scratch (new client, endpoints, certificate check). */
+  private recover(reason: RecoveryReason, msg: string, err?: unknown): void {
+    if (this.recovering || this.closed) return;
+    this.recovering = true;
+    this.recoveries++;
+    this.lostAt ??= Date.now();
+    this.o.metrics.recoveries.inc({ server: this.c.id, reason });
+    this.o.warn(
+      `opcua_recovery_${reason}`,
+      { server: this.c.id, endpoint: this.c.endpoint, reason, recoveries: this.recoveries, ...(err !== undefined ? { err: (err instanceof Error ? err.message : String(err)).split('\n')[0]?.slice(0, 300) } : {}) },
+      msg,
+    );
+    void this.restartFromScratch();
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
     this.wake?.();
     await this.teardown();
     await this.loop;
@@ -170,10 +291,32 @@ export class ServerConnection {
 
   private fail(err: unknown, msg: string, reason: SessionErrorReason = classifyError(err)): void {
     const message = err instanceof Error ? err.message : String(err);
-    this.lastError = `${reason}: ${message.split('\n')[0]?.slice(0, 300)}`;
+    this.lastError = `${reason}: ${this.whoRefused(reason) ?? ''}${message.split('\n')[0]?.slice(0, 300)}`;
     this.o.metrics.sessionErrors.inc({ server: this.c.id, reason });
     if (!this.established) this.state = NEEDS_OPERATOR.has(reason) ? 'down' : 'connecting';
-    this.o.warn(`opcua_${reason}`, { server: this.c.id, endpoint: this.c.endpoint, reason, err: message.split('\n')[0]?.slice(0, 300) }, msg);
+    this.o.warn(`opcua_${reason}`, { server: this.c.id, endpoint: this.c.endpoint, reason, err: this.lastError }, msg);
+  }
+
+  /**
+   * Which side refused which certificate, and what to trust where: the operator's next step. The edge
+   * refusing the server's certificate and the server refusing the edge's need different people.
+   */
+  private whoRefused(reason: SessionErrorReason): string | undefined {
+    const { pki } = this.o;
+    if (reason === SESSION_ERROR.serverCertificateUntrusted || reason === SESSION_ERROR.serverCertificateInvalid) {
+      const r = pki.lastRefused();
+      if (!r) return 'the edge refused the server\'s certificate; ';
+      return (
+        `the edge refused the server's certificate (${r.subject}, SHA-1 ${r.thumbprint}, ${r.status}): ` +
+        (reason === SESSION_ERROR.serverCertificateUntrusted
+          ? `check its thumbprint with the controller's installer, then move ${r.file ?? `it (in ${pki.rejectedDir})`} to ${pki.trustedDir}/ (taken without a restart); `
+          : `the certificate itself is not acceptable (expired, revoked, wrong URI or issuer unknown: put its CA in issuers/); `)
+      );
+    }
+    if (reason === SESSION_ERROR.clientRejected) {
+      return `the server refused the edge's certificate (${pki.own.subject}, SHA-1 ${pki.own.thumbprint}): add ${pki.certificateFile} to the controller's trusted certificates; `;
+    }
+    return undefined;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -223,12 +366,25 @@ export class ServerConnection {
       },
     });
     this.client = client;
+    client.on('receive_response', (response: { schema?: { name?: string }; responseHeader?: { serviceResult?: { isGood(): boolean } } }) => {
+      // Every subscription the server creates for us, counted here rather than on node-opcua's
+      // subscriptionId_changed: a restarted server often hands out the same id again.
+      if (client !== this.client || response.schema?.name !== 'CreateSubscriptionResponse' || !response.responseHeader?.serviceResult?.isGood()) return;
+      this.subscriptionsCreated++;
+      if (this.subscriptionsCreated === 1) return;
+      this.resubscriptions++;
+      this.o.metrics.resubscriptions.inc({ server: this.c.id });
+      this.log.info({ resubscriptions: this.resubscriptions }, 'OPC-UA subscription created again on the server');
+      // node-opcua re-creates the subscription inside its repair; our own rebuild checks by itself.
+      if (!this.rebuilding && this.established) this.scheduleCheck();
+    });
     client.on('backoff', (retry: number, delay: number) => {
       this.lastError = `${SESSION_ERROR.unreachable}: attempt ${retry} failed, next in ${delay} ms`;
       if (retry === 0 || retry % 10 === 0) this.o.metrics.sessionErrors.inc({ server: this.c.id, reason: SESSION_ERROR.unreachable });
     });
     client.on('connection_lost', () => {
       if (client !== this.client || this.closed) return;
+      this.lostAt ??= Date.now();
       this.state = 'reconnecting';
       this.o.metrics.connected.set({ server: this.c.id }, 0);
       this.log.warn({ endpoint: this.c.endpoint }, 'OPC-UA connection lost, reconnecting');
@@ -239,34 +395,62 @@ export class ServerConnection {
       this.o.metrics.reconnects.inc({ server: this.c.id });
       this.state = 'connected';
       this.lastError = undefined;
+      this.lastAliveAt = Date.now();
       this.o.metrics.connected.set({ server: this.c.id }, 1);
-      this.log.info({ endpoint: this.c.endpoint, reconnects: this.reconnects }, 'OPC-UA connection re-established');
+      this.log.info({ endpoint: this.c.endpoint, reconnects: this.reconnects, recoveredInMs: this.markRecovered() }, 'OPC-UA connection re-established');
       this.scheduleCheck();
     });
 
     await client.connect(this.c.endpoint);
+    // Bounded like every recovery: a server that takes the channel but never completes the session or
+    // the subscription must not hold the edge in "connecting" for ever.
+    await withTimeout(this.openSession(client), this.c.recoveryTimeoutMs, 'session and subscription');
+    this.established = true;
+    this.state = 'connected';
+    this.lastError = undefined;
+    this.lastAliveAt = Date.now();
+    this.o.metrics.connected.set({ server: this.c.id }, 1);
+    const recoveredInMs = this.markRecovered();
+    this.log.info(
+      { endpoint: this.c.endpoint, securityMode: this.c.securityMode, securityPolicy: this.c.securityPolicy, monitoredItems: this.monitored, ...(recoveredInMs !== undefined ? { recoveredInMs } : {}) },
+      'OPC-UA subscription established',
+    );
+    // The first notification carries every value too; the read makes the rule the same for every
+    // (re)connection, and values already delivered are left out (isChange).
+    this.scheduleCheck(false);
+  }
+
+  /** The end of a recovery: how long it took since the connection broke (undefined on a first connection). */
+  private markRecovered(): number | undefined {
+    if (this.lostAt === undefined) return undefined;
+    this.lastRecoveryMs = Date.now() - this.lostAt;
+    this.lostAt = undefined;
+    return this.lastRecoveryMs;
+  }
+
+  private async openSession(client: OPCUAClient): Promise<void> {
     const session = await client.createSession(this.userIdentity());
+    if (client !== this.client) {
+      await session.close(true).catch(() => undefined);
+      throw new Error('connection replaced while the session was created');
+    }
     this.session = session;
     session.on('keepalive_failure', () => {
       this.o.metrics.sessionErrors.inc({ server: this.c.id, reason: SESSION_ERROR.keepaliveFailure });
     });
     session.on('session_repaired_failed' as 'session_closed', (err: unknown) => {
       if (this.closed || session !== this.session) return;
-      this.fail(err, 'OPC-UA session repair failed: reconnecting from scratch', SESSION_ERROR.repairFailed);
-      void this.restartFromScratch();
+      this.fail(err, 'OPC-UA session repair failed', SESSION_ERROR.repairFailed);
+      this.recover(RECOVERY_REASON.repairFailed, 'OPC-UA session repair failed: starting from scratch', err);
     });
     await this.subscribe(session);
-    this.established = true;
-    this.state = 'connected';
-    this.lastError = undefined;
-    this.o.metrics.connected.set({ server: this.c.id }, 1);
-    this.log.info({ endpoint: this.c.endpoint, securityMode: this.c.securityMode, securityPolicy: this.c.securityPolicy, monitoredItems: this.monitored }, 'OPC-UA subscription established');
   }
 
   private async restartFromScratch(): Promise<void> {
     this.established = false;
     this.state = 'reconnecting';
     await this.teardown();
+    this.recovering = false;
     if (!this.closed) this.loop = this.run();
   }
 
@@ -287,11 +471,9 @@ export class ServerConnection {
     });
     this.subscription = subscription;
     subscription.on('received_notifications', (msg: NotificationMessage) => this.onNotification(subscription, msg));
-    subscription.on('subscriptionId_changed' as 'started', () => {
-      // node-opcua re-created the subscription on a server that had lost it (restart).
-      this.o.metrics.resubscriptions.inc({ server: this.c.id });
-      this.log.info({ subscriptionId: subscription.subscriptionId }, 'OPC-UA subscription re-created on the server');
-      this.scheduleCheck();
+    subscription.on('keepalive', () => {
+      // node-opcua also calls an empty Republish answer a keep-alive: only a live connection's count.
+      if (subscription === this.subscription && this.state === 'connected') this.lastAliveAt = Date.now();
     });
     subscription.on('internal_error', (err: Error) => {
       this.fail(err, 'OPC-UA subscription error');
@@ -320,9 +502,11 @@ export class ServerConnection {
       );
     }
     await Promise.all(created);
+    let refused = 0;
     for (const group of this.groups) {
       for (const item of group.monitoredItems) {
         if (item.statusCode.isGood()) continue;
+        refused++;
         const ib = this.itemBindings.get(item);
         this.o.metrics.sessionErrors.inc({ server: this.c.id, reason: SESSION_ERROR.monitoredItemRefused });
         this.o.warn(
@@ -332,23 +516,62 @@ export class ServerConnection {
         );
       }
     }
+    this.refused = refused;
+    this.o.metrics.itemsRefused.set({ server: this.c.id }, refused);
+    if (refused > 0 && refused === this.boundItems()) {
+      this.o.warn('opcua_all_items_refused', { server: this.c.id, refused }, 'OPC-UA server refused every monitored item: nothing is read from it (health degraded)');
+    }
     await this.checkItems(mayRebuild);
   }
 
-  private scheduleCheck(): void {
+  /** After a (re)connection or a new subscription: the server-side item check, then the re-read. */
+  private scheduleCheck(check = true): void {
     if (this.checkQueued) return;
     this.checkQueued = true;
     this.checking = this.checking.then(async () => {
       this.checkQueued = false;
       if (this.closed) return;
       try {
-        await this.checkItems();
+        if (check) await this.checkItems();
       } catch (err) {
         // Not fatal: the next repair checks again; a subscription that is really gone shows in the
-        // missing-notification silence and in monitored_items.
+        // silence (health) and in monitored_items.
         this.fail(err, 'OPC-UA monitored item check failed');
       }
+      try {
+        await this.resync();
+      } catch (err) {
+        this.fail(err, 'OPC-UA re-read of the bound variables failed');
+      }
     });
+  }
+
+  /**
+   * Read every bound variable once and hand what changed to the pipeline. A fault raised while the
+   * link was down, or while a restarted server had no subscription of ours, is delivered even when no
+   * notification ever carries it; values the pipeline already has are left out, so no event repeats.
+   */
+  private async resync(): Promise<void> {
+    const session = this.session;
+    if (!session || this.closed) return;
+    const items = this.expectedItems()
+      .map((i) => this.itemBindings.get(i))
+      .filter((b): b is ItemBinding => b !== undefined);
+    const values: NotifiedValue[] = [];
+    for (let i = 0; i < items.length; i += READ_CHUNK) {
+      const chunk = items.slice(i, i + READ_CHUNK);
+      const dvs = await session.read(chunk.map((b) => ({ nodeId: b.nodeId, attributeId: AttributeIds.Value })), 0);
+      if (session !== this.session) return;
+      chunk.forEach((b, k) => values.push({ deviceId: b.deviceId, metric: b.metric, dataValue: dvs[k] }));
+    }
+    let changed = 0;
+    const delivered = this.route(values, Date.now(), (v) => {
+      const ok = this.isChange(v, true);
+      if (ok) changed++;
+      return ok;
+    });
+    if (changed > 0) this.o.metrics.resyncedValues.inc({ server: this.c.id }, changed);
+    this.log.info({ read: values.length, changed, samples: delivered }, 'OPC-UA bound variables re-read');
   }
 
   /** Items the client holds and the server accepted. */
@@ -371,7 +594,16 @@ export class ServerConnection {
       inputArguments: [{ dataType: DataType.UInt32, value: subscription.subscriptionId }],
     });
     if (!result.statusCode.isGood() || !result.outputArguments || result.outputArguments.length < 2) {
-      this.log.debug({ status: result.statusCode.toString() }, 'OPC-UA server cannot list monitored items; trusting the client count');
+      // Once per connection at warn: the count then is the client's, and duplicates or lost items on
+      // the server cannot be seen.
+      if (!this.warnedNoGetMonitoredItems) {
+        this.warnedNoGetMonitoredItems = true;
+        this.o.warn(
+          'opcua_no_get_monitored_items',
+          { server: this.c.id, status: result.statusCode.toString() },
+          'OPC-UA server cannot list monitored items (Server.GetMonitoredItems): monitored_items is the client-side count',
+        );
+      }
       this.setMonitored(expected.length);
       return;
     }
@@ -404,8 +636,13 @@ export class ServerConnection {
     } catch {
       // It may already be gone on the server: that is why it is rebuilt.
     }
-    this.o.metrics.resubscriptions.inc({ server: this.c.id });
-    await this.subscribe(session, false);
+    // Counted as a resubscription by the CreateSubscriptionResponse (receive_response).
+    this.rebuilding = true;
+    try {
+      await this.subscribe(session, false);
+    } finally {
+      this.rebuilding = false;
+    }
   }
 
   private setMonitored(n: number): void {
@@ -428,13 +665,45 @@ export class ServerConnection {
       }
     }
     if (values.length === 0) return;
+    this.lastDataAt = receivedAt;
+    this.lastAliveAt = receivedAt;
     this.o.metrics.notifications.inc({ server: this.c.id });
-    const grouped = groupNotification(values, receivedAt);
+    this.route(values, receivedAt, (v) => this.isChange(v, false));
+  }
+
+  /** Map, drop what the pipeline has, group per device with the last known values, deliver. */
+  private route(values: NotifiedValue[], receivedAt: number, isChange: (v: MappedValue) => boolean): number {
+    const grouped = groupNotification(values, receivedAt, { isChange, contextOf: (d) => this.contextOf(d) });
     for (const r of grouped.rejected) {
       this.o.metrics.valuesRejected.inc({ device: r.deviceId, reason: r.code });
       this.o.warn(`opcua_value_${r.code}`, { server: this.c.id, device: r.deviceId, metric: r.metric, reason: r.code, detail: r.message }, 'OPC-UA value refused');
     }
     for (const { deviceId, sample } of grouped.samples) this.deliver(deviceId, sample);
+    return grouped.samples.length;
+  }
+
+  /**
+   * Whether a value is news to the pipeline, remembering it when it is. The first notification of a
+   * new subscription repeats every value, and the re-read after a reconnection finds most unchanged:
+   * those are left out, so nothing is stored or raised twice. A re-read value older than the one
+   * delivered (a notification overtook the read) is stale, not a change.
+   */
+  private isChange(v: MappedValue, fromRead: boolean): boolean {
+    let device = this.known.get(v.deviceId);
+    if (!device) this.known.set(v.deviceId, (device = new Map()));
+    const prev = device.get(v.metric);
+    if (prev && Object.is(prev.value, v.value) && prev.quality === v.quality) return false;
+    if (fromRead && prev && prev.ts !== undefined && v.ts !== undefined && v.ts < prev.ts) return false;
+    device.set(v.metric, { value: v.value, quality: v.quality, ts: v.ts });
+    return true;
+  }
+
+  private contextOf(deviceId: string): Record<string, OpcuaValue> | undefined {
+    const device = this.known.get(deviceId);
+    if (!device || device.size === 0) return undefined;
+    const out: Record<string, OpcuaValue> = {};
+    for (const [metric, k] of device) out[metric] = k.value;
+    return out;
   }
 
   /** In order, one at a time per server, bounded. */
@@ -466,6 +735,8 @@ export class ServerConnection {
     this.groups = [];
     this.established = false;
     this.setMonitored(0);
+    this.refused = 0;
+    this.o.metrics.itemsRefused.set({ server: this.c.id }, 0);
     this.o.metrics.connected.set({ server: this.c.id }, 0);
     if (session) {
       // Delete the subscription with the session so the server is left with nothing of ours; bounded
@@ -476,12 +747,12 @@ export class ServerConnection {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+function withTimeout<T>(p: Promise<T>, ms: number, what = 'operation'): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   return Promise.race([
     p,
     new Promise<T>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+      t = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(t));
 }

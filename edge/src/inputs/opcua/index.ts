@@ -5,12 +5,12 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { resolveNodeId } from 'node-opcua';
-import { ServerConnection } from './connection.ts';
+import { KEEPALIVE_COUNT, ServerConnection } from './connection.ts';
 import { createOpcuaMetrics } from './metrics.ts';
 import { openClientPki } from './pki.ts';
 import type { OpcuaDeviceBinding, OpcuaInput, OpcuaPkiConfig, OpcuaServerConfig, OpcuaValuesHandler } from './types.ts';
 
-export { SESSION_ERROR, classifyError, type SessionErrorReason } from './connection.ts';
+export { RECOVERY_REASON, SESSION_ERROR, classifyError, type RecoveryReason, type SessionErrorReason } from './connection.ts';
 export { createOpcuaMetrics, type OpcuaMetrics } from './metrics.ts';
 export { groupNotification } from './samples.ts';
 export type * from './types.ts';
@@ -39,6 +39,13 @@ export function checkOpcuaConfig(servers: OpcuaServerConfig[], bindings: OpcuaDe
     if (s.password !== undefined && s.username === undefined) problems.push(`servers[${i}]: password without username`);
     if (s.reconnect.initialDelayMs <= 0 || s.reconnect.maxDelayMs < s.reconnect.initialDelayMs) {
       problems.push(`servers[${i}].reconnect: need 0 < initialDelayMs <= maxDelayMs`);
+    }
+    if (!(s.recoveryTimeoutMs > 0)) problems.push(`servers[${i}].recoveryTimeoutMs: must be positive`);
+    // The server sends a keep-alive every KEEPALIVE_COUNT publishing intervals when nothing changes:
+    // a shorter silence limit would call an idle but healthy controller silent.
+    const publishing = Math.min(...bindings.filter((b) => b.server === s.id).map((b) => b.publishingIntervalMs));
+    if (Number.isFinite(publishing) && !(s.maxSilenceMs > 2 * KEEPALIVE_COUNT * publishing)) {
+      problems.push(`servers[${i}].maxSilenceMs: ${s.maxSilenceMs} ms must exceed two keep-alive periods (2 × ${KEEPALIVE_COUNT} × publishing interval ${publishing} ms)`);
     }
   }
   const devices = new Set<string>();

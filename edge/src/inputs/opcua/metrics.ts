@@ -13,10 +13,15 @@ export function createOpcuaMetrics(registry: Registry) {
   return {
     connected: gauge(registry, 'citysense_edge_opcua_connected', '1 while the session with the OPC-UA server is up', ['server']),
     reconnects: counter(registry, 'citysense_edge_opcua_reconnects_total', 'Connections to the OPC-UA server re-established after a loss', ['server']),
-    resubscriptions: counter(registry, 'citysense_edge_opcua_resubscriptions_total', 'Subscriptions re-created on the server (after a server restart or a failed check)', ['server']),
+    resubscriptions: counter(registry, 'citysense_edge_opcua_resubscriptions_total', 'Subscriptions created on the server after the first (server restart, failed check, recovery), whether or not the server reused the id', ['server']),
     monitoredItems: gauge(registry, 'citysense_edge_opcua_monitored_items', 'Monitored items the server holds for this edge (server-side count when the server can be asked)', ['server']),
     notifications: counter(registry, 'citysense_edge_opcua_notifications_total', 'Data-change notification messages received', ['server']),
     valuesRejected: counter(registry, 'citysense_edge_opcua_values_rejected_total', 'OPC-UA values refused by the value mapping (left out; the rest of the sample went on), by device and reason', ['device', 'reason']),
+    recoveries: counter(registry, 'citysense_edge_opcua_recoveries_total', 'Connections thrown away and established from scratch, by reason (recovery_timeout, silent, repair_failed)', ['server', 'reason']),
+    resyncedValues: counter(registry, 'citysense_edge_opcua_resynced_values_total', 'Values found changed by the re-read of every bound variable after a reconnection or a new subscription', ['server']),
+    secondsSinceNotification: gauge(registry, 'citysense_edge_opcua_seconds_since_notification', 'Seconds since the server last sent anything (data or keep-alive)', ['server']),
+    itemsRefused: gauge(registry, 'citysense_edge_opcua_items_refused', 'Monitored items the server refused', ['server']),
+    healthy: gauge(registry, 'citysense_edge_opcua_healthy', '1 while the server connection is healthy (see /healthz opcua[].problem)', ['server']),
     sessionErrors: counter(registry, 'citysense_edge_opcua_session_errors_total', 'Failed connection, session, subscription or monitored-item operations, by reason', ['server', 'reason']),
   };
 }

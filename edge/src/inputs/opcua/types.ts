@@ -14,6 +14,13 @@ export interface OpcuaServerConfig {
   reconnect: { initialDelayMs: number; maxDelayMs: number };
   requestTimeoutMs: number;
   sessionTimeoutMs: number;
+  /**
+   * A connection that is not healthy again this long after it broke (or after it fell silent) is thrown
+   * away and established from scratch: new channel, session, subscription (docs/protocols/opcua-elevator.md).
+   */
+  recoveryTimeoutMs: number;
+  /** Nothing from the server (no data, no keep-alive) for this long: health is not ok and recovery starts. */
+  maxSilenceMs: number;
 }
 
 export interface OpcuaPkiConfig {
@@ -40,11 +47,19 @@ export interface OpcuaDeviceBinding {
   queueSize?: number;
 }
 
+export type OpcuaValue = number | boolean | string;
+
 export interface OpcuaSample {
   ts: number;
-  values: Record<string, number | boolean | string>;
+  /** The values that changed. */
+  values: Record<string, OpcuaValue>;
   /** 'U' when the values are Uncertain (OPC-UA status); absent when Good. */
   quality?: string;
+  /**
+   * The device's other bound variables as last delivered (not changed by this sample): for event
+   * attributes and rules, never stored again as readings.
+   */
+  context?: Record<string, OpcuaValue>;
 }
 
 /** Resolves once the sample is safe in the pipeline; a rejection is logged and counted. */
@@ -55,9 +70,27 @@ export type OpcuaServerState = 'connecting' | 'connected' | 'reconnecting' | 'do
 export interface OpcuaServerStatus {
   server: string;
   state: OpcuaServerState;
+  /** false: see `problem`; the edge's health is then `degraded`. */
+  healthy: boolean;
+  /** needs_operator (state down: lastError says what), silent (nothing for maxSilenceMs), all_items_refused. */
+  problem?: 'needs_operator' | 'silent' | 'all_items_refused';
+  connected: boolean;
   /** Monitored items on the server, as the server itself counted them when it could be asked. */
   monitoredItems: number;
+  /** Monitored items the edge asked for (one per bound variable). */
+  boundItems: number;
+  /** Items the server refused (unknown NodeId, ...). */
+  itemsRefused: number;
+  /** Seconds since the server last sent anything (data or keep-alive); null before the first. */
+  secondsSinceNotification: number | null;
+  /** Seconds since the last data change notification; null before the first. */
+  secondsSinceData: number | null;
   reconnects: number;
+  resubscriptions: number;
+  /** Connections thrown away and established from scratch (recoveryTimeoutMs, failed repair). */
+  recoveries: number;
+  /** How long the last recovery (connection loss → healthy again) took, in ms. */
+  lastRecoveryMs?: number;
   lastError?: string;
 }
 
