@@ -151,7 +151,6 @@ export class ServerConnection {
   private lostAt: number | undefined;
   private lastRecoveryMs: number | undefined;
   private recovering = false;
-  private rebuilding = false;
   private watchdog: NodeJS.Timeout | undefined;
   private warnedNoGetMonitoredItems = false;
   /** deviceId → metric → the value last handed to the pipeline. Survives reconnections and fresh starts. */
@@ -184,6 +183,7 @@ export class ServerConnection {
     this.o.metrics.itemsRefused.set({ server: this.c.id }, 0);
     this.watchdog = setInterval(() => this.tick(), Math.max(50, Math.min(WATCHDOG_MS, Math.floor(this.c.recoveryTimeoutMs / 4))));
     this.watchdog.unref();
+    this.o.metrics.collectors.add(this.collect);
     this.loop = this.run();
   }
 
@@ -228,12 +228,16 @@ export class ServerConnection {
    * is thrown away and established from scratch. While establishing (run()), each attempt is bounded
    * by its own timeouts and retried with backoff, so the watchdog stays out of it.
    */
-  private tick(): void {
-    if (this.closed) return;
+  private readonly collect = (): void => {
     const now = Date.now();
     const id = { server: this.c.id };
     this.o.metrics.secondsSinceNotification.set(id, this.lastAliveAt === undefined ? -1 : (now - this.lastAliveAt) / 1000);
     this.o.metrics.healthy.set(id, this.problem(now) === undefined ? 1 : 0);
+  };
+
+  private tick(): void {
+    if (this.closed) return;
+    const now = Date.now();
     if (!this.established || this.recovering) return;
     let since: number | undefined;
     let reason: RecoveryReason | undefined;
@@ -266,6 +270,8 @@ export class ServerConnection {
   async close(): Promise<void> {
     this.closed = true;
     if (this.watchdog) clearInterval(this.watchdog);
+    this.o.metrics.collectors.delete(this.collect);
+    this.o.metrics.healthy.set({ server: this.c.id }, 0);
     this.wake?.();
     await this.teardown();
     await this.loop;
@@ -374,9 +380,9 @@ export class ServerConnection {
       if (this.subscriptionsCreated === 1) return;
       this.resubscriptions++;
       this.o.metrics.resubscriptions.inc({ server: this.c.id });
+      // No check here: node-opcua creates the items after this answer, inside its repair, and
+      // connection_reestablished schedules the check and the re-read once the repair is complete.
       this.log.info({ resubscriptions: this.resubscriptions }, 'OPC-UA subscription created again on the server');
-      // node-opcua re-creates the subscription inside its repair; our own rebuild checks by itself.
-      if (!this.rebuilding && this.established) this.scheduleCheck();
     });
     client.on('backoff', (retry: number, delay: number) => {
       this.lastError = `${SESSION_ERROR.unreachable}: attempt ${retry} failed, next in ${delay} ms`;
@@ -637,12 +643,7 @@ export class ServerConnection {
       // It may already be gone on the server: that is why it is rebuilt.
     }
     // Counted as a resubscription by the CreateSubscriptionResponse (receive_response).
-    this.rebuilding = true;
-    try {
-      await this.subscribe(session, false);
-    } finally {
-      this.rebuilding = false;
-    }
+    await this.subscribe(session, false);
   }
 
   private setMonitored(n: number): void {

@@ -9,8 +9,36 @@ function gauge<L extends string>(registry: Registry, name: string, help: string,
   return (registry.getSingleMetric(name) as Gauge<L> | undefined) ?? new Gauge({ name, help, labelNames, registers: [registry] });
 }
 
+// Gauges computed when scraped (ages, health): each server connection registers how to set them. Per
+// registry, so an input re-made on the same registry replaces its predecessor's collectors.
+const collectors = new WeakMap<Registry, Set<() => void>>();
+
+function collected(registry: Registry, name: string, help: string): Gauge<'server'> {
+  let set = collectors.get(registry);
+  if (!set) collectors.set(registry, (set = new Set()));
+  const fns = set;
+  return (
+    (registry.getSingleMetric(name) as Gauge<'server'> | undefined) ??
+    new Gauge({
+      name,
+      help,
+      labelNames: ['server'],
+      registers: [registry],
+      collect() {
+        for (const f of fns) f();
+      },
+    })
+  );
+}
+
 export function createOpcuaMetrics(registry: Registry) {
   return {
+    /** Called at every scrape; ServerConnection adds one and removes it on close. */
+    collectors: (() => {
+      let set = collectors.get(registry);
+      if (!set) collectors.set(registry, (set = new Set()));
+      return set;
+    })(),
     connected: gauge(registry, 'citysense_edge_opcua_connected', '1 while the session with the OPC-UA server is up', ['server']),
     reconnects: counter(registry, 'citysense_edge_opcua_reconnects_total', 'Connections to the OPC-UA server re-established after a loss', ['server']),
     resubscriptions: counter(registry, 'citysense_edge_opcua_resubscriptions_total', 'Subscriptions created on the server after the first (server restart, failed check, recovery), whether or not the server reused the id', ['server']),
@@ -19,9 +47,9 @@ export function createOpcuaMetrics(registry: Registry) {
     valuesRejected: counter(registry, 'citysense_edge_opcua_values_rejected_total', 'OPC-UA values refused by the value mapping (left out; the rest of the sample went on), by device and reason', ['device', 'reason']),
     recoveries: counter(registry, 'citysense_edge_opcua_recoveries_total', 'Connections thrown away and established from scratch, by reason (recovery_timeout, silent, repair_failed)', ['server', 'reason']),
     resyncedValues: counter(registry, 'citysense_edge_opcua_resynced_values_total', 'Values found changed by the re-read of every bound variable after a reconnection or a new subscription', ['server']),
-    secondsSinceNotification: gauge(registry, 'citysense_edge_opcua_seconds_since_notification', 'Seconds since the server last sent anything (data or keep-alive)', ['server']),
+    secondsSinceNotification: collected(registry, 'citysense_edge_opcua_seconds_since_notification', 'Seconds since the server last sent anything (data or keep-alive); -1 before the first'),
     itemsRefused: gauge(registry, 'citysense_edge_opcua_items_refused', 'Monitored items the server refused', ['server']),
-    healthy: gauge(registry, 'citysense_edge_opcua_healthy', '1 while the server connection is healthy (see /healthz opcua[].problem)', ['server']),
+    healthy: collected(registry, 'citysense_edge_opcua_healthy', '1 while the server connection is healthy (see /healthz opcua[].problem)'),
     sessionErrors: counter(registry, 'citysense_edge_opcua_session_errors_total', 'Failed connection, session, subscription or monitored-item operations, by reason', ['server', 'reason']),
   };
 }
