@@ -65,7 +65,7 @@ describe('OPC-UA input, SignAndEncrypt + Basic256Sha256, explicit trust', () => 
     sim.car(1).setPassenger(true);
     sim.car(1).triggerFault(FAULT_CODE.entrapment);
     const s = await waitFor('fault sample', () => h.samples.slice(from).find((x) => x.deviceId === 'elevator-1' && x.sample.values.fault_code === FAULT_CODE.entrapment));
-    await waitFor('the controller published every change', () => sim.pendingChanges() === 0);
+    await waitFor('the controller published every change of car 1', () => sim.pendingChanges(1) === 0);
     // The fault code came alone (the motion it caused went first), and its sample knows the rest.
     expect(Object.keys(s.sample.values)).toEqual(['fault_code']);
     const car = sim.car(1).state();

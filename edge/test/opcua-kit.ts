@@ -233,8 +233,8 @@ export interface Controller {
   endpoint: string;
   port: number;
   car(n: number): { triggerFault(code: number): void; clearFault(): void; setPassenger(p: boolean): void; setServiceMode(m: number): void; state(): Readonly<Record<string, unknown>> };
-  /** Every change made by the hooks has been published to OPC-UA. */
-  settled(): boolean;
+  /** Every change of the car has been published to OPC-UA. */
+  settled(car: number): boolean;
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -245,7 +245,7 @@ export function simController(sim: ElevatorServer): Controller {
     endpoint: sim.endpoint,
     port: sim.port,
     car: (n) => sim.car(n) as unknown as ReturnType<Controller['car']>,
-    settled: () => sim.pendingChanges() === 0,
+    settled: (car) => sim.pendingChanges(car) === 0,
     restart: () => sim.restart(),
     stop: () => sim.stop(),
   };

@@ -103,7 +103,7 @@ describe.each(controllers)('OPC-UA recovery against $name', (factory) => {
     await during?.();
     c.car(1).setPassenger(true);
     c.car(1).triggerFault(FAULT_CODE.entrapment);
-    await waitFor('the controller to publish the fault', () => c.settled());
+    await waitFor('the controller to publish the fault', () => c.settled(1));
     // Nothing from the server for maxSilenceMs: health says so while the link is down.
     const silent = await waitFor('health to report the silence', () => {
       const st = hh.input.status()[0];

@@ -80,8 +80,8 @@ export interface ElevatorServer {
   endpoint: string;
   port: number;
   car(n: number): CarHandle;
-  /** Changes not yet published (changeSpacingMs): 0 once the controller reports what the cars do. */
-  pendingChanges(): number;
+  /** Changes not yet published (changeSpacingMs), of one car or all: 0 once the controller reports what the car does. */
+  pendingChanges(car?: number): number;
   /** Monitored items on the server now, summed over all sessions and subscriptions. */
   monitoredItemCount(): number;
   /** Sessions the server holds now (including ones whose channel is gone but not yet timed out). */
@@ -317,7 +317,7 @@ export async function startElevatorServer(o: ElevatorServerOptions): Promise<Ele
         setPassenger: (present) => hook(n, (x) => x.setPassenger(present)),
       };
     },
-    pendingChanges: () => pending.reduce((n, q) => n + q.size, 0),
+    pendingChanges: (car) => (car === undefined ? pending.reduce((n, q) => n + q.size, 0) : (pending[car - 1]?.size ?? 0)),
     monitoredItemCount: () => {
       if (!server) return 0;
       return server.engine.getSessions().reduce((sum, s) => sum + s.currentMonitoredItemCount, 0);
