@@ -14,7 +14,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { decodeBatch } from '@citysense/proto';
+import { decodeBatch, encodeBatch, type Batch } from '@citysense/proto';
 import { readingLine, SeriesPrefixes } from '../cloud/src/ingest/line-protocol.ts';
 import { readingPayload, type LoadOptions, type LoadSnapshot } from '../device-sim/src/load/generator.ts';
 import { influxQuery, rows } from '../scripts/influxd.ts';
@@ -23,7 +23,7 @@ import { LoadGen } from './lib/loadgen.ts';
 import { RawPublisher } from './lib/mqtt-client.ts';
 import { cpuSeconds, CpuMeter, NodeProc, ROOT, rssMiB, sleep } from './lib/proc.ts';
 import { histogramQuantile, scrape } from './lib/prom.ts';
-import { DB, makeDevices, Stack, WEBHOOK_SECRET, type BenchDevice } from './lib/stack.ts';
+import { DB, EDGE_ID, EDGE_TOKEN, makeDevices, Stack, WEBHOOK_SECRET, type BenchDevice } from './lib/stack.ts';
 import { summariseProfiles } from './profile-summary.ts';
 import { runPeers } from './peers.ts';
 import { runBrokers } from './brokers.ts';
@@ -42,7 +42,7 @@ if (args.help) {
   --quick    short steps (< 3 min); the full run takes < 15 min
   --peers    also Node-RED (mqtt in -> influxdb out) against mosquitto, same readings
   --profile  CPU-profile edge and cloud under load (default: on in the full run)
-  --only     comma list of: ceiling,e2e,brokers,alert,backlog,conns,profile (for working on one step)
+  --only     comma list of: ceiling,e2e,brokers,alert,login-flood,backlog,conns,profile (for working on one step)
 Results: bench-results/summary.json, bench-results/chart.svg, bench-results/logs/. Loopback only.
 Do not run it while the tests run: the machine has 2 cores.
 `);
@@ -55,8 +55,8 @@ const PROFILE = args.profile ?? (!QUICK && !only);
 
 // Sizes of each step: full / quick.
 const P = QUICK
-  ? { ceilingPoints: 300_000, ceilingMaxS: 15, e2eS: 20, alertEvents: 30, outageS: 20, liveS: 5, connHoldS: 6, idleConns: [10_000, 50_000], profileS: 15, drainMaxS: 60 }
-  : { ceilingPoints: 2_000_000, ceilingMaxS: 90, e2eS: 60, alertEvents: 200, outageS: 120, liveS: 15, connHoldS: 60, idleConns: [10_000, 50_000], profileS: 30, drainMaxS: 240 };
+  ? { ceilingPoints: 300_000, ceilingMaxS: 15, e2eS: 20, alertEvents: 30, floodPosts: 150, outageS: 20, liveS: 5, connHoldS: 6, idleConns: [10_000, 50_000], profileS: 15, drainMaxS: 60 }
+  : { ceilingPoints: 2_000_000, ceilingMaxS: 90, e2eS: 60, alertEvents: 200, floodPosts: 400, outageS: 120, liveS: 15, connHoldS: 60, idleConns: [10_000, 50_000], profileS: 30, drainMaxS: 240 };
 const ENV_DEVICES = 100;
 const WINDOW = 32;
 
@@ -519,6 +519,89 @@ async function stepAlert(stack: Stack, env: BenchDevice[], fire: BenchDevice[], 
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Login flood (issue 11): the alarm lane's latency with and without a flood of wrong operator logins, in
+// the same run. Alarm-lane POST /v1/batches straight to the cloud process (as the edge sends them: one
+// fire alarm, `x-citysense-lane: alarm`), one at a time every 25 ms; the flood comes from its own process
+// (bench/workers/login-flood.ts) at a fixed rate from 200 loopback addresses, so that most attempts pass
+// the per-address windows and reach the password hash: the worst case for the cloud.
+const FLOOD = { ratePerS: 100, sources: 200, maxInFlight: 256, gapMs: 25, warmupMs: 2_000 };
+let floodSeq = 900_000_000_000;
+
+async function alarmLaneLatencies(stack: Stack, n: number): Promise<{ ms: number[]; failed: number }> {
+  const ms: number[] = [];
+  let failed = 0;
+  for (let i = 0; i < n; i++) {
+    const seq = ++floodSeq;
+    const b: Batch = {
+      edgeId: EDGE_ID,
+      seq,
+      createdMs: Date.now(),
+      lane: 'alarm',
+      readings: [],
+      events: [{ deviceId: 'bench-flood-panel', family: 'fire', ts: Date.now(), type: 'fire_alarm', attrs: { zone: 'B1' }, priority: 'alarm', id: `flood-${seq}`, tags: { district: 'jinshui' } }],
+    };
+    const body = Buffer.from(encodeBatch(b));
+    const t = performance.now();
+    const res = await fetch(`${stack.cloudUrl}/v1/batches`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf', authorization: `Bearer ${EDGE_TOKEN}`, 'x-citysense-lane': 'alarm' },
+      body,
+    });
+    await res.arrayBuffer();
+    if (res.status === 200) ms.push(performance.now() - t);
+    else failed++;
+    await sleep(FLOOD.gapMs);
+  }
+  return { ms, failed };
+}
+
+async function stepLoginFlood(stack: Stack): Promise<void> {
+  enter(`login flood: alarm-lane POSTs to the cloud, ${P.floodPosts} without and ${P.floodPosts} with ${FLOOD.ratePerS} wrong logins/s from ${FLOOD.sources} addresses`);
+  await alarmLaneLatencies(stack, 20); // warm the connection and the code paths
+  const base = await alarmLaneLatencies(stack, P.floodPosts);
+  say(`  without the flood: p50 ${fmt(pct(base.ms, 0.5), 2)} ms, p99 ${fmt(pct(base.ms, 0.99), 2)} ms (${base.ms.length} answered 200, ${base.failed} not)`);
+  const loginsBefore = await scrape(`${stack.cloudUrl}/metrics`).catch(() => undefined);
+  const w = new NodeProc({ name: 'login-flood', script: 'bench/workers/login-flood.ts', logFile: join(LOGS, 'login-flood.log'), ipc: true });
+  await new Promise<void>((r) => w.child.once('message', () => r()));
+  const done = new Promise<{ sent: number; byStatus: Record<string, number>; errors: number; ms: number }>((r) => w.child.on('message', (m: { type: string }) => m.type === 'done' && r(m as never)));
+  const meter = new CpuMeter({ cloud: stack.cloud.pid }).begin();
+  w.child.send({ type: 'start', url: stack.cloudUrl, ratePerS: FLOOD.ratePerS, sources: FLOOD.sources, maxInFlight: FLOOD.maxInFlight, maxRequests: FLOOD.ratePerS * 600, maxDurationMs: 600_000 });
+  // Let the hashing queue fill before measuring.
+  await sleep(FLOOD.warmupMs);
+  const flood = await alarmLaneLatencies(stack, P.floodPosts);
+  w.child.send({ type: 'stop' });
+  const f = await done;
+  const m = meter.end();
+  await w.exited;
+  const loginsAfter = await scrape(`${stack.cloudUrl}/metrics`).catch(() => undefined);
+  const loginCount = (s: typeof loginsAfter, result: string) => s?.sum('citysense_cloud_operator_logins_total', (l) => l.includes(`result="${result}"`)) ?? 0;
+  const hashed = loginCount(loginsAfter, 'failed') - loginCount(loginsBefore, 'failed');
+  const p99Base = pct(base.ms, 0.99);
+  const p99Flood = pct(flood.ms, 0.99);
+  summary.login_flood_alarm_p99_ms_without = round(p99Base, 2);
+  summary.login_flood_alarm_p99_ms_with = round(p99Flood, 2);
+  summary.login_flood_alarm_p99_ratio = round(p99Flood / p99Base, 2);
+  details.login_flood = {
+    alarm_posts_each_phase: P.floodPosts,
+    gap_ms: FLOOD.gapMs,
+    without: { answered: base.ms.length, failed: base.failed, p50: round(pct(base.ms, 0.5), 2), p99: round(p99Base, 2), max: round(Math.max(...base.ms), 2) },
+    with: { answered: flood.ms.length, failed: flood.failed, p50: round(pct(flood.ms, 0.5), 2), p99: round(p99Flood, 2), max: round(Math.max(...flood.ms), 2) },
+    flood: {
+      rate_per_s: FLOOD.ratePerS,
+      sources: FLOOD.sources,
+      sent: f.sent,
+      seconds: round(f.ms / 1000, 1),
+      answers_by_status: f.byStatus,
+      errors: f.errors,
+      hashed_wrong_passwords: hashed,
+      cloud_cores: round(m.cpuS.cloud! / m.wallS, 2),
+    },
+  };
+  say(`  with the flood:    p50 ${fmt(pct(flood.ms, 0.5), 2)} ms, p99 ${fmt(p99Flood, 2)} ms (${flood.ms.length} answered 200, ${flood.failed} not)`);
+  say(`  flood: ${fmt(f.sent)} logins in ${fmt(f.ms / 1000, 1)} s, answers ${JSON.stringify(f.byStatus)}, ${fmt(hashed)} hashed; cloud ${fmt(m.cpuS.cloud! / m.wallS, 2)} cores; p99 ratio ${fmt(p99Flood / p99Base, 2)} (target ≤ 1.5)`);
+}
+
+// ---------------------------------------------------------------------------------------------------
 async function stepBacklog(stack: Stack, env: BenchDevice[]): Promise<void> {
   const e2e = (summary.e2e_readings_per_s as number | undefined) ?? 4000;
   const live = Math.round(e2e / 4);
@@ -779,6 +862,9 @@ function printTable(): void {
   }
   t('alert_latency_ms_p50', `alert latency p50 ms (${summary.alert_latency_source ?? '-'})`, '', undefined, 1);
   t('alert_latency_ms_p99', 'alert latency p99 ms', '≤ 50', (v) => v <= 50, 1);
+  t('login_flood_alarm_p99_ms_without', 'alarm-lane POST p99 ms, no login flood', '', undefined, 2);
+  t('login_flood_alarm_p99_ms_with', 'alarm-lane POST p99 ms, login flood', '', undefined, 2);
+  t('login_flood_alarm_p99_ratio', '  … ratio with / without the flood', '≤ 1.5', (v) => v <= 1.5, 2);
   t('edge_rss_mib_10k_conns', 'edge RSS MiB, 10k connections', '', undefined, 0);
   t('edge_rss_mib_50k_conns', 'edge RSS MiB, 50k connections', '≤ 1536', (v) => v <= 1536, 0);
   if (summary.edge_rss_mib_50k_conns_extrapolated !== undefined) t('edge_rss_mib_50k_conns_extrapolated', '  … extrapolated (fd limit, see summary)', '≤ 1536', (v) => v <= 1536, 0);
@@ -829,13 +915,18 @@ async function main(): Promise<void> {
     await fetch(`${stack.influx.url}/query?q=${encodeURIComponent(`CREATE DATABASE ${DB}`)}`, { method: 'POST' });
     if (want('ceiling')) await stepCeiling(stack);
     await stack.startCloud();
-    await stack.startLink();
-    const t = Date.now();
-    await stack.startEdge();
-    say(`  cloud ${stack.webhooks ? 'with' : 'without'} alert webhooks; edge up in ${fmt((Date.now() - t) / 1000, 1)} s with ${fmt(stack.o.devices.length)} registered devices`);
+    // Steps that only talk to InfluxDB or the cloud (ceiling, login-flood) need no edge.
+    const needsEdge = !only || ['e2e', 'brokers', 'alert', 'backlog', 'conns', 'profile'].some((s) => only.has(s));
+    if (needsEdge) {
+      await stack.startLink();
+      const t = Date.now();
+      await stack.startEdge();
+      say(`  cloud ${stack.webhooks ? 'with' : 'without'} alert webhooks; edge up in ${fmt((Date.now() - t) / 1000, 1)} s with ${fmt(stack.o.devices.length)} registered devices`);
+    }
     if (want('e2e')) await stepE2E(stack, devs.env);
     if (want('brokers')) await stepBrokers(stack, devs.env);
     if (want('alert')) await stepAlert(stack, devs.env, devs.fire, hook);
+    if (want('login-flood')) await stepLoginFlood(stack);
     if (want('backlog')) await stepBacklog(stack, devs.env);
     if (want('conns')) await stepConnections(stack, devs.nb);
     if (only ? only.has('profile') : PROFILE) await stepProfile(stack, devs.env);

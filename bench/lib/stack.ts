@@ -9,7 +9,7 @@ import { CountingLink } from './link.ts';
 import { NodeProc } from './proc.ts';
 
 export const EDGE_ID = 'bench-edge';
-const EDGE_TOKEN = 'bench-edge-token-0123456789';
+export const EDGE_TOKEN = 'bench-edge-token-0123456789';
 export const WEBHOOK_SECRET = 'bench-webhook-secret';
 export const DB = 'citysense';
 

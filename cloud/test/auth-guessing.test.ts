@@ -2,6 +2,7 @@
 // from one address and per account from unknown addresses, answering 429 + Retry-After in the API's error
 // shape; the real operator still gets in from elsewhere while an attacker is throttled; hashing runs off
 // the event loop, bounded, so a burst of logins does not hold up an alarm-lane batch.
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Batch } from '@citysense/proto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,6 +136,38 @@ describe('hashing', () => {
     expect(busy).toHaveLength(2);
     expect(busy[0]!.json()).toMatchObject({ error: 'LOGIN_BUSY' });
     expect(busy[0]!.headers['retry-after']).toBe('3');
+  });
+
+  it('a full hashing queue refuses new addresses, but the operator at an address they logged in from before gets in', async () => {
+    const app = await makeApp({ maxConcurrentHashes: 1, maxQueuedHashes: 1 });
+    expect((await attempt(app, '10.30.0.1', 'viewer', PASSWORDS.viewer)).statusCode).toBe(200);
+    const busy: number[] = [];
+    const flood = Array.from({ length: 6 }, (_, i) =>
+      attempt(app, `172.18.0.${i + 1}`, `nobody-${i}`, 'wrong').then((r) => {
+        if (r.statusCode === 503) busy.push(i);
+        return r;
+      }),
+    );
+    // The queue is full once four of the six have been turned away (one hashing, one waiting).
+    const deadline = Date.now() + 10_000;
+    while (busy.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const [known, fresh] = await Promise.all([attempt(app, '10.30.0.1', 'viewer', PASSWORDS.viewer), attempt(app, '10.30.0.2', 'viewer', PASSWORDS.viewer)]);
+    expect(known.statusCode).toBe(200);
+    expect(fresh.json()).toMatchObject({ error: 'LOGIN_BUSY' });
+    expect((await Promise.all(flood)).map((r) => r.statusCode).sort()).toEqual([401, 401, 503, 503, 503, 503]);
+  });
+
+  it('hashes in a thread of its own at the lowest CPU priority (Linux nice 19), not on the event loop or libuv\'s pool', async () => {
+    const nices = () =>
+      readdirSync('/proc/self/task').map((tid) => {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      });
+    const before = nices().filter((n) => n === 19).length;
+    const app = await makeApp({ hashNice: 19 });
+    expect((await attempt(app, '10.40.0.1', 'duty', PASSWORDS.duty)).statusCode).toBe(200);
+    expect(nices().filter((n) => n === 19).length).toBe(before + 1);
+    expect(nices()[0]).toBe(0); // the main thread (the event loop) keeps its priority
   });
 
   it('new hashes use OWASP scrypt parameters off the event loop; hashes made with the old ones still verify', async () => {

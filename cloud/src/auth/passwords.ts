@@ -2,8 +2,8 @@
 // New hashes use OWASP's current minimum for scrypt (Password Storage Cheat Sheet: N=2^17, r=8, p=1,
 // 128 MiB and a few hundred ms of one core per hash). Each stored hash carries its own N/r/p, so hashes
 // made with older or other parameters keep verifying; the cloud warns at start about weaker ones.
-// Hashing runs on libuv's thread pool (async crypto.scrypt), never on the event loop: see hash-pool.ts
-// for how many may run at once.
+// Logins hash in the threads of hash-pool.ts; the functions here (async crypto.scrypt, on libuv's thread
+// pool) serve the hash-password tool and tests. Nothing hashes on the event loop.
 import { randomBytes, scrypt, scryptSync, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 export interface ScryptParams {
@@ -23,11 +23,11 @@ const KEY_LEN = 32;
 export const SCRYPT_BOUNDS = { maxN: 2 ** 20, maxR: 32, maxP: 16 } as const;
 
 /** Memory scrypt needs for these parameters (128·N·r for the main array, plus 128·r·p), with 1 MiB spare. */
-const maxmem = (c: ScryptParams) => 128 * c.N * c.r + 128 * c.r * c.p + 1024 * 1024;
+export const scryptMaxmem = (c: ScryptParams) => 128 * c.N * c.r + 128 * c.r * c.p + 1024 * 1024;
 
 function scryptAsync(password: string, salt: Buffer, len: number, c: ScryptParams): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const opts: ScryptOptions = { N: c.N, r: c.r, p: c.p, maxmem: maxmem(c) };
+    const opts: ScryptOptions = { N: c.N, r: c.r, p: c.p, maxmem: scryptMaxmem(c) };
     scrypt(password, salt, len, opts, (err, key) => (err ? reject(err) : resolve(key)));
   });
 }
@@ -41,7 +41,7 @@ export async function hashPassword(password: string, params: ScryptParams = SCRY
 
 /** The same, blocking: for tools and test fixtures only, never on a request path. */
 export function hashPasswordSync(password: string, params: ScryptParams = SCRYPT_PARAMS, salt: Buffer = randomBytes(16)): string {
-  return format(params, salt, scryptSync(password, salt, KEY_LEN, { ...params, maxmem: maxmem(params) }));
+  return format(params, salt, scryptSync(password, salt, KEY_LEN, { ...params, maxmem: scryptMaxmem(params) }));
 }
 
 interface Parsed extends ScryptParams {

@@ -15,7 +15,7 @@ import { CloudError } from '../errors.ts';
 import { shared } from '../plugins/shared.ts';
 import { DEMO_OPERATORS } from './demo.ts';
 import { HashPool } from './hash-pool.ts';
-import { parseHash, SCRYPT_PARAMS, verifyPassword, weakerThan } from './passwords.ts';
+import { parseHash, SCRYPT_PARAMS, weakerThan } from './passwords.ts';
 import { Revocations } from './revocations.ts';
 import { LoginThrottle } from './throttle.ts';
 import { newTokenId, roleAtLeast, signToken, verifyToken, type Role, type TokenClaims } from './tokens.ts';
@@ -83,7 +83,13 @@ export const operatorAuthPlugin = shared<OperatorAuthOptions>('citysense-operato
   if (!secret) app.log.warn(`${cfg.tokenSecretEnv} is not set: operator tokens are signed with a random key and end with this process`);
   const key = secret ? Buffer.from(secret, 'utf8') : randomBytes(32);
   const revocations = new Revocations(app.store);
-  const pool = new HashPool(cfg.login.maxConcurrentHashes, cfg.login.maxQueuedHashes, cfg.login.busyRetryAfterSeconds);
+  const pool = new HashPool({
+    concurrent: cfg.login.maxConcurrentHashes,
+    queued: cfg.login.maxQueuedHashes,
+    retryAfterSeconds: cfg.login.busyRetryAfterSeconds,
+    nice: cfg.login.hashNice,
+  });
+  app.addHook('onClose', async () => pool.close());
   const registers = [app.metrics.registry];
   const logins = new Counter({ name: 'citysense_cloud_operator_logins_total', help: 'Operator logins by result (ok, failed, throttled, busy)', labelNames: ['result'], registers });
   const revoked = new Counter({ name: 'citysense_cloud_operator_tokens_revoked_total', help: 'Operator tokens ended early, by how (logout, operator: all of one operator)', labelNames: ['how'], registers });
@@ -205,7 +211,7 @@ export const operatorAuthPlugin = shared<OperatorAuthOptions>('citysense-operato
       const stored = users.get(body.username)?.passwordHash ?? dummyHash;
       let ok: boolean;
       try {
-        ok = await pool.run(() => verifyPassword(password, stored));
+        ok = await pool.verify(password, stored, throttle.isKnown(body.username, req));
       } catch (err) {
         logins.inc({ result: err instanceof CloudError ? 'busy' : 'failed' });
         throw err;

@@ -50,12 +50,13 @@ export class LoginThrottle {
       max: cfg.perAccount.max,
       timeWindow: cfg.perAccount.windowMs,
       keyGenerator: (req) => `a\0${loginName(req)}`,
-      allowList: (req) => this.isKnown(loginName(req), source(req)),
+      allowList: (req) => this.isKnown(loginName(req), req),
     });
   }
 
-  private isKnown(username: string, source: string): boolean {
-    const k = `${username}\0${source}`;
+  /** Whether `username` has logged in from this request's address within knownSourceTtlMs. */
+  isKnown(username: string, req: FastifyRequest): boolean {
+    const k = `${username}\0${normalizeIP(req.ip)}`;
     const until = this.known.get(k);
     if (until === undefined) return false;
     if (until > this.now()) return true;

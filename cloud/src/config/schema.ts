@@ -85,8 +85,10 @@ const LoginSchema = z
     maxKnownSources: z.number().int().min(1).max(10_000_000).default(10_000),
     /** Keys (addresses, usernames) each window remembers, least recently used forgotten first. */
     trackedKeys: z.number().int().min(100).max(10_000_000).default(10_000),
-    /** Password hashes computed at once (each holds a core and ~128 MiB at the default scrypt cost). */
+    /** Password hashes computed at once, each in a thread of its own (a core and ~128 MiB at the default scrypt cost). */
     maxConcurrentHashes: z.number().int().min(1).max(64).default(1),
+    /** CPU priority of the hashing threads (Linux nice, per thread): 19 = only what ingestion leaves; 0 = as the process. */
+    hashNice: z.number().int().min(0).max(19).default(19),
     /** Logins waiting for a hash slot; more are refused at once with 503 LOGIN_BUSY. */
     maxQueuedHashes: z.number().int().min(0).max(10_000).default(16),
     /** Retry-After of LOGIN_BUSY, seconds. */
