@@ -14,7 +14,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 let demo: ChildProcess;
 let out = '';
 let exit: Promise<number | null>;
-const ports = { influx: 0, cloud: 0, mqtt: 0, http: 0, hj212: 0, opcua: 0 };
+const ports = { influx: 0, cloud: 0, mqtt: 0, http: 0, hj212: 0, opcua: 0, push: 0 };
 let hooks: WebhookReceiver;
 let dataDir: string;
 
@@ -23,7 +23,7 @@ beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'citysense-demo-test-'));
   // Stands in for the fire system and the other demo webhook targets (contracts.md: CITYSENSE_WEBHOOK_URL).
   hooks = await startWebhookReceiver(0);
-  const env: NodeJS.ProcessEnv = { ...process.env, CITYSENSE_DATA_DIR: dataDir, CITYSENSE_INFLUX_PORT: String(ports.influx), CITYSENSE_CLOUD_PORT: String(ports.cloud), CITYSENSE_EDGE_MQTT_PORT: String(ports.mqtt), CITYSENSE_EDGE_HTTP_PORT: String(ports.http), CITYSENSE_EDGE_HJ212_PORT: String(ports.hj212), CITYSENSE_SIM_OPCUA_PORT: String(ports.opcua), CITYSENSE_WEBHOOK_URL: hooks.url };
+  const env: NodeJS.ProcessEnv = { ...process.env, CITYSENSE_DATA_DIR: dataDir, CITYSENSE_INFLUX_PORT: String(ports.influx), CITYSENSE_CLOUD_PORT: String(ports.cloud), CITYSENSE_EDGE_MQTT_PORT: String(ports.mqtt), CITYSENSE_EDGE_HTTP_PORT: String(ports.http), CITYSENSE_EDGE_HJ212_PORT: String(ports.hj212), CITYSENSE_SIM_OPCUA_PORT: String(ports.opcua), CITYSENSE_EDGE_PUSH_PORT: String(ports.push), CITYSENSE_WEBHOOK_URL: hooks.url };
   delete env.INFLUX_URL;
   demo = spawn(join(ROOT, 'node_modules/.bin/tsx'), ['scripts/demo.ts', '--sim-devices', '1', '--interval-ms', '1000'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   demo.stdout!.on('data', (c) => (out += String(c)));
@@ -46,7 +46,7 @@ afterAll(async () => {
 });
 
 describe('npm start (the demo stack)', () => {
-  it('binds every listener to loopback (CITYSENSE_DEMO_HOST unset): MQTT, HJ 212, OPC-UA, edge health, cloud, InfluxDB', async () => {
+  it('binds every listener to loopback (CITYSENSE_DEMO_HOST unset): MQTT, HJ 212, push receivers, OPC-UA, edge health, cloud, InfluxDB', async () => {
     for (const [what, port] of Object.entries(ports)) {
       // The simulated elevator controller starts with the simulators, after the banner.
       let addrs: string[] = [];
@@ -78,6 +78,8 @@ describe('npm start (the demo stack)', () => {
       'NB-IoT binary over MQTT': `SELECT * FROM nbiot WHERE device_id = 'demo-nb-002' LIMIT 1`,
       'GB/T 26875.3 fire panel over MQTT': `SELECT * FROM fire WHERE device_id = 'demo-fire-001' LIMIT 1`,
       'elevator over OPC-UA': `SELECT * FROM elevator WHERE device_id = 'demo-elev-003' LIMIT 1`,
+      'NB-IoT smoke detector pushed by CTWing': `SELECT * FROM nbiot WHERE device_id = 'demo-ctwing-001' LIMIT 1`,
+      'NB-IoT gas detector pushed by OneNET Studio': `SELECT * FROM nbiot WHERE device_id = 'demo-onenet-001' LIMIT 1`,
     };
     for (const [what, q] of Object.entries(over)) {
       await waitFor(what, async () => rows(await influxQuery(url, 'citysense', q)).length > 0, 45_000);

@@ -39,6 +39,7 @@ Ports:
   CITYSENSE_EDGE_MQTT_PORT     1883  the edge's MQTT broker
   CITYSENSE_EDGE_HTTP_PORT     8081  the edge's /healthz and /metrics
   CITYSENSE_EDGE_HJ212_PORT    6212  the edge's HJ 212 TCP listener
+  CITYSENSE_EDGE_PUSH_PORT     8082  the edge's HTTP push receivers (CTWing, OneNET)
   CITYSENSE_SIM_OPCUA_PORT     4840  the simulated elevator controller (OPC-UA)
   CITYSENSE_DEMO_WEBHOOK_PORT  8090  the demo's webhook receiver
 `);
@@ -56,7 +57,11 @@ const ports = {
   opcua: Number(env.CITYSENSE_SIM_OPCUA_PORT ?? 4840),
   webhook: Number(env.CITYSENSE_DEMO_WEBHOOK_PORT ?? 8090),
   edgeHttp: Number(env.CITYSENSE_EDGE_HTTP_PORT ?? 8081),
+  push: Number(env.CITYSENSE_EDGE_PUSH_PORT ?? 8082),
 };
+// The demo's push receivers (contracts.md): the path token of every platform, and OneNET's signature token.
+const PUSH_TOKEN = 'demo-push-token';
+const ONENET_TOKEN = 'demo-onenet-token';
 /**
  * Where the demo's listeners bind: loopback unless CITYSENSE_DEMO_HOST says otherwise. The demo's
  * passwords are published (contracts.md), so reaching it from the network must be a choice.
@@ -81,6 +86,9 @@ const DEMO_DEVICES: Record<string, unknown>[] = [
   { id: 'demo-nb-001', family: 'nbiot', secret: 'demo-nb-001-secret', district: 'guancheng', profile: 'nb-smoke-detector' },
   { id: 'demo-nb-002', family: 'nbiot', secret: 'demo-nb-002-secret', district: 'guancheng', profile: 'nb-manhole-cover' },
   { id: 'demo-nb-003', family: 'nbiot', secret: 'demo-nb-003-secret', district: 'huiji', profile: 'nb-gas-detector' },
+  // NB-IoT devices reporting through the operators' platforms, pushed to the edge's receivers (port 8082).
+  { id: 'demo-ctwing-001', family: 'nbiot', district: 'guancheng', profile: 'nb-smoke-detector', ctwing: { device_id: 'demo-ctwing-001', imei: '860000000000001', product_id: '15000001' } },
+  { id: 'demo-onenet-001', family: 'nbiot', district: 'huiji', profile: 'onenet-gas-detector', onenet: { product_id: 'onenet-demo-product', device_name: 'demo-onenet-001' } },
   ...[1, 2, 3, 4].map((car) => ({ id: `demo-elev-00${car}`, family: 'elevator', district: 'erqi', profile: 'elevator-opcua', opcua: { server: 'erqi-tower', vars: { car: String(car) } }, tags: { site: 'erqi-tower' } })),
 ];
 
@@ -115,13 +123,17 @@ async function provisionRegistry(base: string, registryFile: string): Promise<st
   if (!login.ok) throw new Error(`demo: admin login refused (${login.status}): ${await login.text()}`);
   const { token } = (await login.json()) as { token: string };
   const devices = (YAML.parse(readFileSync(registryFile, 'utf8')) as { devices: Record<string, unknown>[] }).devices;
-  const header = 'id,family,district,profile,site,secret,tags,hj212_mn,hj212_password,opcua_server,opcua_vars';
+  const header = 'id,family,district,profile,site,secret,tags,hj212_mn,hj212_password,opcua_server,opcua_vars,ctwing_device_id,ctwing_imei,ctwing_product_id,onenet_product_id,onenet_device_name';
   const rows = devices.map((d) => {
     const h = d.hj212 as { mn: string; password?: string } | undefined;
     const o = d.opcua as { server: string; vars?: Record<string, string> } | undefined;
     // The registry keeps site as a field of its own and takes the model from the profile.
     const { site, model: _model, ...tags } = (d.tags ?? {}) as Record<string, string>;
-    return [d.id, d.family, d.district, d.profile ?? 'generic-json', site, d.secret, kv(tags), h?.mn, h?.password, o?.server, kv(o?.vars)].map(csvCell).join(',');
+    const ct = d.ctwing as { device_id?: string; imei?: string; product_id?: string } | undefined;
+    const on = d.onenet as { product_id?: string; device_name?: string } | undefined;
+    return [d.id, d.family, d.district, d.profile ?? 'generic-json', site, d.secret, kv(tags), h?.mn, h?.password, o?.server, kv(o?.vars), ct?.device_id, ct?.imei, ct?.product_id, on?.product_id, on?.device_name]
+      .map(csvCell)
+      .join(',');
   });
   const res = await fetch(`${base}/v1/devices/import?mode=partial`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' }, body: [header, ...rows].join('\n') + '\n' });
   if (!res.ok) throw new Error(`demo: registry import refused (${res.status}): ${(await res.text()).slice(0, 500)}`);
@@ -166,7 +178,7 @@ async function main(): Promise<void> {
   mkdirSync(DEMO, { recursive: true });
   const busy: string[] = [];
   const webhookPort = env.CITYSENSE_WEBHOOK_URL ? {} : { webhook: ports.webhook };
-  for (const [name, port] of Object.entries({ cloud: ports.cloud, mqtt: ports.mqtt, edgeHttp: ports.edgeHttp, hj212: ports.hj212, opcua: ports.opcua, ...webhookPort })) {
+  for (const [name, port] of Object.entries({ cloud: ports.cloud, mqtt: ports.mqtt, edgeHttp: ports.edgeHttp, hj212: ports.hj212, push: ports.push, opcua: ports.opcua, ...webhookPort })) {
     if (await portInUse(port)) busy.push(`${name} port ${port}`);
   }
   if (!env.INFLUX_URL && (await portInUse(ports.influx))) busy.push(`InfluxDB port ${ports.influx} (to use that InfluxDB, set INFLUX_URL=http://127.0.0.1:${ports.influx})`);
@@ -232,6 +244,13 @@ dataDir: ${join(DATA, 'edge')}
 mqtt: { host: ${HOST}, port: ${ports.mqtt} }
 http: { host: ${HOST}, port: ${ports.edgeHttp} }
 hj212: { host: ${HOST}, port: ${ports.hj212} }
+# CTWing and OneNET push here (docs/protocols/ctwing.md, onenet.md); a real deployment adds tls and allowFrom.
+httpPush:
+  host: ${HOST}
+  port: ${ports.push}
+  ctwing: { pathToken: ${PUSH_TOKEN} }
+  onenet: { pathToken: ${PUSH_TOKEN}, token: ${ONENET_TOKEN} }
+  onenetStudio: { pathToken: ${PUSH_TOKEN}, token: ${ONENET_TOKEN} }
 # One source of truth: the devices come from the cloud's registry (the edge's slice, cached in dataDir).
 registry: { cloud: { intervalMs: 5000 } }
 cloud: { url: http://${SHOWN}:${ports.cloud} }
@@ -351,6 +370,15 @@ opcua:
         certs.client.certificateFile,
         '--progress-ms',
         '30000',
+        // One NB-IoT device through each operator platform, pushed to the edge's receivers.
+        '--ctwing',
+        `demo-ctwing-001:860000000000001:15000001@http://${SHOWN}:${ports.push}/push/ctwing/${PUSH_TOKEN}`,
+        '--onenet-studio',
+        `demo-onenet-001:onenet-demo-product@http://${SHOWN}:${ports.push}/push/onenet-studio/${PUSH_TOKEN}`,
+        '--onenet-token',
+        ONENET_TOKEN,
+        '--push-interval-ms',
+        String(opts['interval-ms']),
       ],
       cwd: ROOT,
       format: readable,
@@ -372,6 +400,7 @@ ${exposed}
   webhooks        ${webhookUrl}${receiver ? '   (our receiver: each delivery is printed, signature checked)' : ''}
   edge ${EDGE_ID}     mqtt://${SHOWN}:${ports.mqtt}   health/metrics http://${SHOWN}:${ports.edgeHttp}/metrics
   HJ 212          tcp://${SHOWN}:${ports.hj212} (environment stations)
+  NB-IoT pushes   http://${SHOWN}:${ports.push}/push/{ctwing,onenet,onenet-studio}/${PUSH_TOKEN} (CTWing: demo-ctwing-001, OneNET Studio: demo-onenet-001)
   elevators       opc.tcp://${SHOWN}:${ports.opcua} (simulated controller, 4 cars, SignAndEncrypt)
   simulators      ${DEMO_DEVICES.length} demo devices (every family, each over its own protocol)
                   + ${sim.length} generic JSON devices, a reading each per ${opts['interval-ms']} ms

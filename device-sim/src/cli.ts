@@ -23,6 +23,7 @@ import { DEFAULT_HJ212_HOST, DEFAULT_HJ212_PORT } from './transports/hj212-tcp.t
 import { startElevatorServer } from './transports/opcua-server.ts';
 import { setWarningLogger } from 'node-opcua';
 import { startFirePanel, startFirePanelTcp, type FirePanel } from './fire-panel/index.ts';
+import { startCtwingSmokeDetector, startOnenetStudioGasDetector, type PushDevice } from './nbiot/push-devices.ts';
 import type { ScenarioParts } from './scenarios/types.ts';
 
 export const EXIT_OK = 0;
@@ -133,6 +134,10 @@ interface CliOptions {
   fireReportMs: number;
   elevatorPort?: number;
   elevatorHost: string;
+  ctwing?: string[];
+  onenetStudio?: string[];
+  onenetToken?: string;
+  pushIntervalMs: number;
   elevatorCars: number;
   elevatorSecurity: string;
   elevatorPki: string;
@@ -183,6 +188,10 @@ function buildProgram(io: CliIo): Command {
       '--fire-panel-tcp <id:address@host:port>',
       "also run a fire-alarm transmission device speaking GB/T 26875.3 over TCP to the edge's listener (address: its 6-byte source address, 12 hex digits); the fire scenario drives it too",
     )
+    .option('--ctwing <id:imei:productId@url>', "also run an NB-IoT smoke detector reporting through CTWing AEP: the platform's pushes to the edge's receiver URL (repeatable; the fire scenario drives it)", collect, [])
+    .option('--onenet-studio <id:productId@url>', 'also run a gas detector on OneNET Studio (deviceName = id), pushed signed to the URL (repeatable)', collect, [])
+    .option('--onenet-token <token>', 'OneNET Studio: the push token the signatures use')
+    .option('--push-interval-ms <ms>', 'platform-pushed devices: time between heartbeat reports', positiveInt, 60_000)
     .option('--fire-heartbeat-ms <ms>', 'fire transmission device over TCP: heartbeat period', positiveInt, 25_000)
     .option('--fire-report-ms <ms>', 'fire panel: period of its analog reports (sprinkler pressure, tank level)', positiveInt, 10_000)
     .option('--elevator-port <port>', 'also run a simulated elevator controller: an OPC-UA server on this port (the entrapment scenario drives it)', nonNegativeInt)
@@ -243,6 +252,26 @@ async function startParts(opts: CliOptions, seed: number, io: CliIo): Promise<Ru
     parts.firePanel = parts.firePanel ? bothPanels(parts.firePanel as FirePanel, panel) : panel;
     stops.push(() => panel.stop());
     if (!opts.quiet) io.stderr(`[device-sim] fire transmission device ${panel.id} (address ${m[2]}) sending GB/T 26875.3 frames to tcp://${m[3]}:${m[4]}\n`);
+  }
+  const detectors: PushDevice[] = [];
+  for (const spec of opts.ctwing ?? []) {
+    const at = spec.indexOf('@');
+    const [id, imei, productId] = spec.slice(0, at).split(':');
+    if (at <= 0 || !id || !imei || !productId) throw new Error('--ctwing takes id:imei:productId@url');
+    const d = startCtwingSmokeDetector({ id, url: spec.slice(at + 1), seed, intervalMs: opts.pushIntervalMs, identity: { deviceId: id, imei, productId }, onError: (e) => io.stderr(`[device-sim] ${id}: ${e.message}\n`) });
+    detectors.push(d);
+    stops.push(async () => d.stop());
+    if (!opts.quiet) io.stderr(`[device-sim] NB-IoT smoke detector ${id} pushed by CTWing to ${spec.slice(at + 1).replace(/\/[^/]*$/, '/…')}\n`);
+  }
+  if (detectors.length) parts.pushSmokeDetectors = { smoke: async (level) => void (await Promise.all(detectors.map((d) => d.condition(level)))) };
+  for (const spec of opts.onenetStudio ?? []) {
+    const at = spec.indexOf('@');
+    const [id, productId] = spec.slice(0, at).split(':');
+    if (at <= 0 || !id || !productId || !opts.onenetToken) throw new Error('--onenet-studio takes id:productId@url, with --onenet-token');
+    const d = startOnenetStudioGasDetector({ id, url: spec.slice(at + 1), seed, intervalMs: opts.pushIntervalMs, token: opts.onenetToken, device: { productId, deviceName: id }, onError: (e) => io.stderr(`[device-sim] ${id}: ${e.message}\n`) });
+    stops.push(async () => d.stop());
+    void d.report().catch(() => undefined);
+    if (!opts.quiet) io.stderr(`[device-sim] gas detector ${id} pushed by OneNET Studio to ${spec.slice(at + 1).replace(/\/[^/]*$/, '/…')}\n`);
   }
   if (opts.elevatorPort !== undefined) {
     // node-opcua's own console diagnostics (certificate SAN notes, ...) would drown the progress line.
@@ -378,7 +407,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   } catch (err) {
     return usage((err as Error).message);
   }
-  if (devices.length === 0 && !opts.firePanel && !opts.firePanelTcp && opts.elevatorPort === undefined) return usage('no devices to simulate');
+  if (devices.length === 0 && !opts.firePanel && !opts.firePanelTcp && opts.elevatorPort === undefined && !opts.ctwing?.length && !opts.onenetStudio?.length) return usage('no devices to simulate');
 
   if (opts.writeRegistry) {
     const text = profiledRegistryYaml(devices, seed);
@@ -424,7 +453,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   } catch (err) {
     return usage((err as Error).message);
   }
-  if (running.parts.firePanel || running.parts.elevators) simOptions.parts = running.parts;
+  if (running.parts.firePanel || running.parts.elevators || running.parts.pushSmokeDetectors) simOptions.parts = running.parts;
   let stats: SimStats;
   try {
     stats = await runSim(simOptions);

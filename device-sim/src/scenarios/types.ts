@@ -36,6 +36,8 @@ export interface ElevatorHooks {
 /** Parts outside the MQTT/HJ 212 devices a scenario may drive. Plugged in through SimOptions.parts. */
 export interface ScenarioParts {
   firePanel?: FirePanelHooks;
+  /** NB-IoT smoke detectors reporting through an operator platform's push (CTWing): they see smoke too. */
+  pushSmokeDetectors?: { smoke(obscuration: number): void | Promise<void> };
   elevators?: ElevatorHooks;
 }
 
