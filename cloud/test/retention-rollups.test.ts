@@ -1,10 +1,20 @@
-// Retention policies and roll-up CQs: created at start-up, idempotent on the next start, changed when
-// the config changes (CQs dropped and created again), and the history API reading the roll-ups.
+// Retention policies and roll-up CQs: created at start-up, idempotent on the next start, existing
+// policies changed only when the config opts in (issue 11), CQs dropped and created again when their
+// definition changes, the history API reading the roll-ups, and no start without a named InfluxDB.
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testInflux, waitFor, type TestInflux } from '../../e2e/setup/influx.ts';
 import { backfillStatement, cqStatement, durationMs, sameCq } from '../src/influx-admin/retention.ts';
-import { EDGE_A, batch, batchHeaders, envReading, protobuf } from './helpers.ts';
+import { buildApp } from '../src/app.ts';
+import { parseCloudConfig } from '../src/config/load.ts';
+import type { CloudConfigInput } from '../src/config/schema.ts';
+import { EDGE_A, batch, batchHeaders, envReading, protobuf, testConfig } from './helpers.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
 import { bearer, login, registryApp } from './registry-fixtures.ts';
 
 let influx: TestInflux;
@@ -30,18 +40,36 @@ const cqs = async () => {
   return Object.fromEntries((res.results[0]!.series ?? []).find((s) => s.name === influx.db)?.values ?? []);
 };
 
+/** An app whose log lines are kept (what the cloud did to InfluxDB must be in the log). */
+async function loggedApp(db: { url: string; db: string }, extra: CloudConfigInput = {}) {
+  const lines: { level: number; msg: string }[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l) as { level: number; msg: string });
+      done();
+    },
+  });
+  const config = testConfig(db, { ...extra, alerts: { rulesFiles: [] } });
+  const a = buildApp(config, { logger: pino({ level: 'info' }, sink), env: {} });
+  apps.push(a);
+  await a.listen({ port: 0, host: '127.0.0.1' });
+  await waitFor('retention applied at listen', () => a.influxAdmin.last !== undefined, 10_000);
+  return { report: a.influxAdmin.last!, lines };
+}
+
 describe('start-up', () => {
-  it('creates the roll-up policies and CQs, sets the raw duration on the default policy, and keeps it the default', async () => {
-    const a = await app();
-    await a.listen({ port: 0, host: '127.0.0.1' });
-    await waitFor('retention applied at listen', () => a.influxAdmin.last !== undefined, 10_000);
-    const r = a.influxAdmin.last!;
+  it('leaves an existing database\'s infinite default policy alone, says so in the log, and adds the roll-ups', async () => {
+    // testInflux created the database: its autogen policy is infinite, as in any InfluxDB a user already runs.
+    expect((await rps()).autogen).toEqual({ duration: '0s', default: true });
+    const { report: r, lines } = await loggedApp(influx);
     expect(r.rawPolicy).toBe('autogen');
-    expect(r.altered).toEqual(['retention policy autogen (0s → 30d)']);
+    expect(r.altered).toEqual([]);
+    expect(r.kept).toEqual([expect.stringContaining('retention policy autogen keeps 0s (influx.retention.raw says 30d)')]);
+    expect(lines.some((l) => l.level === 40 && l.msg.includes('left as it was: retention policy autogen keeps 0s') && l.msg.includes('alterExistingPolicies'))).toBe(true);
     expect(r.created).toEqual(expect.arrayContaining(['retention policy rollup_1m (180d)', 'retention policy rollup_1h (1095d)', 'continuous query cq_1m_environment', 'continuous query cq_1h_nbiot']));
     expect(r.created).toHaveLength(2 + 8);
     expect(await rps()).toEqual({
-      autogen: { duration: '720h0m0s', default: true },
+      autogen: { duration: '0s', default: true },
       rollup_1m: { duration: '4320h0m0s', default: false },
       rollup_1h: { duration: '26280h0m0s', default: false },
     });
@@ -52,6 +80,37 @@ describe('start-up', () => {
     expect(sameCq(defs.cq_1h_elevator!, cqStatement(influx.db, 'autogen', 'elevator', '1h', '2h'))).toBe(true);
   });
 
+  it('changes an existing policy only with influx.retention.alterExistingPolicies, and logs what and why', async () => {
+    const { report: r, lines } = await loggedApp(influx, { influx: { retention: { alterExistingPolicies: true } } });
+    expect(r.altered).toEqual(['retention policy autogen (0s → 30d: influx.retention.raw, with influx.retention.alterExistingPolicies)']);
+    expect(r.kept).toEqual([]);
+    expect(lines.some((l) => l.msg === `InfluxDB: altered ${r.altered[0]}`)).toBe(true);
+    expect((await rps()).autogen).toEqual({ duration: '720h0m0s', default: true });
+  });
+
+  it('gives a database it creates itself the raw duration at once', async () => {
+    const fresh = { url: influx.url, db: `${influx.db}_fresh` };
+    const { report: r, lines } = await loggedApp(fresh);
+    expect(r.created[0]).toBe(`database ${fresh.db} with default retention policy autogen (30d)`);
+    expect(r.altered).toEqual([]);
+    expect(lines.some((l) => l.msg.startsWith(`InfluxDB: created database ${fresh.db}`))).toBe(true);
+    const res = await fetch(`${influx.url}/query?q=${encodeURIComponent(`SHOW RETENTION POLICIES ON "${fresh.db}"`)}`).then((x) => x.json() as Promise<{ results: { series: { values: unknown[][] }[] }[] }>);
+    expect(res.results[0]!.series[0]!.values.find((v) => v[0] === 'autogen')?.[1]).toBe('720h0m0s');
+  });
+
+  it('refuses to start on a config that names no InfluxDB, with a sentence that says so', async () => {
+    expect(() => parseCloudConfig({})).toThrow(/influx\.url: no InfluxDB is named: set influx\.url \(or INFLUX_URL\)/);
+    // The real process, started with no config file and no INFLUX_URL.
+    const env = { ...process.env };
+    for (const k of ['INFLUX_URL', 'CITYSENSE_CLOUD_CONFIG']) delete env[k];
+    const child = spawn(join(ROOT, 'node_modules', '.bin', 'node'), ['--import', 'tsx', 'cloud/src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/citysense cloud: default config is not valid:\n\s+influx\.url: no InfluxDB is named/);
+  });
+
   it('is idempotent: a second start changes nothing', async () => {
     const r = await (await app()).influxAdmin.ensure();
     expect(r.created).toEqual([]);
@@ -60,14 +119,17 @@ describe('start-up', () => {
     expect(r.unchanged).toHaveLength(3 + 8);
   });
 
-  it('follows a changed config: durations altered, CQs dropped and created again', async () => {
-    const r = await (await app({ influx: { retention: { raw: '14d', rollup1h: '2w', resample1mFor: '30m' } } })).influxAdmin.ensure();
-    expect(r.altered).toEqual(['retention policy autogen (720h0m0s → 14d)', 'retention policy rollup_1h (26280h0m0s → 2w)']);
+  it('follows a changed config when it opts in: durations altered, CQs dropped and created again', async () => {
+    const r = await (await app({ influx: { retention: { raw: '14d', rollup1h: '2w', resample1mFor: '30m', alterExistingPolicies: true } } })).influxAdmin.ensure();
+    expect(r.altered).toEqual([
+      'retention policy autogen (720h0m0s → 14d: influx.retention.raw, with influx.retention.alterExistingPolicies)',
+      'retention policy rollup_1h (26280h0m0s → 2w: influx.retention.rollup1h, with influx.retention.alterExistingPolicies)',
+    ]);
     expect(r.replaced.sort()).toEqual(['environment', 'elevator', 'fire', 'nbiot'].map((f) => `continuous query cq_1m_${f}`).sort());
     expect((await cqs()).cq_1m_environment).toContain('FOR 30m');
     expect((await rps()).autogen).toEqual({ duration: '336h0m0s', default: true });
     // and back to the defaults for the tests below
-    await (await app()).influxAdmin.ensure();
+    await (await app({ influx: { retention: { alterExistingPolicies: true } } })).influxAdmin.ensure();
   });
 
   it('manage: false leaves InfluxDB alone; an unreachable InfluxDB does not stop the cloud from listening', async () => {

@@ -107,8 +107,12 @@ const ResampleFor = z.string().regex(/^[1-9][0-9]{0,4}[mhd]$/, 'a window is a wh
 
 const RetentionSchema = z
   .strictObject({
-    /** Create and update the policies and CQs at start-up; false leaves InfluxDB's as they are. */
+    /** Create the policies and CQs that are missing at start-up; false leaves InfluxDB's as they are. */
     manage: z.boolean().default(true),
+    /** Opt-in: change the DURATION of retention policies that already exist (the database's default RP,
+     * rollup_1m, rollup_1h) to the values below. Off (default): an existing policy is never shortened,
+     * lengthened or replaced; the difference is logged. A database the cloud creates gets `raw` at once. */
+    alterExistingPolicies: z.boolean().default(false),
     /** Raw readings: the database's default retention policy (normally autogen) gets this DURATION. */
     raw: RetentionDuration.default('30d'),
     /** Per-minute roll-ups (retention policy rollup_1m, CQs cq_1m_<family>). */
@@ -190,7 +194,15 @@ export const CloudConfigSchema = z
     influx: z
       .strictObject({
         /** Base URL of an InfluxDB 1.x HTTP API, or the v1 compatibility API of 2.x/3.x. */
-        url: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8086'),
+        /** No default (issue 11): a cloud started on an empty config must not write into, or change the
+         * retention of, an InfluxDB that happens to listen on 127.0.0.1:8086. */
+        url: z.url({
+          protocol: /^https?$/,
+          error: (iss) =>
+            iss.input === undefined
+              ? 'no InfluxDB is named: set influx.url (or INFLUX_URL) to the InfluxDB 1.x HTTP API this cloud writes to, e.g. http://127.0.0.1:8086; there is no default, so the cloud never writes into an InfluxDB nobody chose'
+              : 'must be an http:// or https:// URL of an InfluxDB 1.x HTTP API',
+        }),
         database: z
           .string()
           .min(1)
@@ -213,7 +225,8 @@ export const CloudConfigSchema = z
         /** Retention policies and roll-up continuous queries, applied at start-up (docs/retention.md; owner: registry/query). */
         retention: RetentionSchema,
       })
-      .prefault({}),
+      // A missing section is parsed as {} so that the missing url is reported with its path and sentence.
+      .prefault({} as { url: string }),
     auth: z
       .strictObject({
         mode: z.enum(['token', 'mtls', 'token-or-mtls']).default('token'),
@@ -411,8 +424,10 @@ export const CloudConfigSchema = z
     });
   });
 
-/** What a config file may contain (every key optional). */
-export type CloudConfigInput = z.input<typeof CloudConfigSchema>;
+type SchemaInput = z.input<typeof CloudConfigSchema>;
+/** What a config file may contain (every key optional; influx.url may come from INFLUX_URL instead,
+ * and the cloud refuses to start when neither names an InfluxDB). */
+export type CloudConfigInput = Omit<SchemaInput, 'influx'> & { influx?: Partial<NonNullable<SchemaInput['influx']>> };
 /** The validated, defaulted configuration. */
 export type CloudConfig = Readonly<z.output<typeof CloudConfigSchema>>;
 export type EdgeConfig = z.output<typeof EdgeSchema>;

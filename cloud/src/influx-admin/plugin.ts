@@ -43,8 +43,14 @@ export const influxAdminPlugin = shared<{ config: CloudConfig }>('citysense-infl
     if (closed) return;
     try {
       const r = await admin.ensure();
+      // What was changed and why, one line each: an installer must be able to see what the cloud did to
+      // their InfluxDB (issue 11).
+      for (const c of r.created) log.info({ database: cfg.database, created: c }, `InfluxDB: created ${c} (missing; influx.retention.manage)`);
+      for (const c of r.replaced) log.info({ database: cfg.database, replaced: c }, `InfluxDB: replaced ${c} (its definition differed from influx.retention)`);
+      for (const c of r.altered) log.warn({ database: cfg.database, altered: c }, `InfluxDB: altered ${c}`);
+      for (const c of r.kept) log.warn({ database: cfg.database, kept: c }, `InfluxDB: left as it was: ${c}`);
       const changed = [...r.created, ...r.altered, ...r.replaced];
-      log.info({ rawPolicy: r.rawPolicy, changed, unchanged: r.unchanged.length }, changed.length ? 'InfluxDB retention and roll-ups updated' : 'InfluxDB retention and roll-ups as configured');
+      log.info({ rawPolicy: r.rawPolicy, changed: changed.length, kept: r.kept.length, unchanged: r.unchanged.length }, changed.length ? 'InfluxDB retention and roll-ups updated' : 'InfluxDB retention and roll-ups checked, nothing changed');
     } catch (err) {
       log.warn({ err: (err as Error).message, retryInMs: RETRY_MS }, 'could not apply influx.retention (retention policies, roll-up CQs); retrying');
       if (!closed) {

@@ -3,10 +3,14 @@
 // differs. InfluxDB 1.x has no CREATE OR REPLACE for continuous queries, so a CQ whose definition
 // changed is dropped and created again (a CQ holds no data; the roll-up points it wrote stay).
 //
-//   raw readings:  the database's default retention policy (normally `autogen`), its DURATION set to
-//                  influx.retention.raw. The default RP is altered, never replaced: making another RP
-//                  the default would send new writes there and hide the existing points from queries
-//                  that name no RP (docs/retention.md).
+//   raw readings:  the database's default retention policy (normally `autogen`). A database the cloud
+//                  creates gets influx.retention.raw at once (CREATE DATABASE ... WITH DURATION). An
+//                  existing policy is never shortened, lengthened or replaced unless the config opts in
+//                  with influx.retention.alterExistingPolicies (issue 11: pointed at an InfluxDB that
+//                  already held years of history, the cloud once cut its infinite default RP to 30 days).
+//                  With the opt-in the default RP is altered, never replaced: making another RP the
+//                  default would send new writes there and hide the existing points from queries that
+//                  name no RP (docs/retention.md).
 //   rollup_1m:     mean/max/min/count of every field per minute, per series (GROUP BY time(1m), *),
 //                  kept influx.retention.rollup1m; CQ cq_1m_<family>
 //   rollup_1h:     the same per hour, from the raw points; kept influx.retention.rollup1h; CQ cq_1h_<family>
@@ -22,9 +26,12 @@ export type RetentionConfig = CloudConfig['influx']['retention'];
 export interface RetentionReport {
   rawPolicy: string;
   created: string[];
+  /** Existing policies changed, each with why (only with influx.retention.alterExistingPolicies). */
   altered: string[];
   replaced: string[];
   unchanged: string[];
+  /** Existing policies whose duration differs from the config and that were left as they are. */
+  kept: string[];
 }
 
 interface RawResult {
@@ -71,8 +78,15 @@ async function exec(client: InfluxDB, db: string, q: string): Promise<RawResult>
 }
 
 export async function ensureRetention(client: InfluxDB, db: string, cfg: RetentionConfig): Promise<RetentionReport> {
-  const report: RetentionReport = { rawPolicy: '', created: [], altered: [], replaced: [], unchanged: [] };
-  await exec(client, db, `CREATE DATABASE ${ident(db)}`);
+  const report: RetentionReport = { rawPolicy: '', created: [], altered: [], replaced: [], unchanged: [], kept: [] };
+  const dbs = await exec(client, db, 'SHOW DATABASES');
+  const exists = (dbs.results?.[0]?.series?.[0]?.values ?? []).some((v) => v[0] === db);
+  if (!exists) {
+    // Ours from the start: its default policy is created with the raw duration, nothing is altered.
+    const dur = cfg.raw.toUpperCase() === 'INF' ? 'INF' : cfg.raw;
+    await exec(client, db, `CREATE DATABASE ${ident(db)} WITH DURATION ${dur} REPLICATION 1 NAME "autogen"`);
+    report.created.push(`database ${db} with default retention policy autogen (${dur})`);
+  }
 
   const rps = await exec(client, db, `SHOW RETENTION POLICIES ON ${ident(db)}`);
   const s = rps.results?.[0]?.series?.[0];
@@ -96,11 +110,18 @@ export async function ensureRetention(client: InfluxDB, db: string, cfg: Retenti
       await exec(client, db, `CREATE RETENTION POLICY ${ident(d.name)} ON ${ident(db)} DURATION ${dur} REPLICATION 1${d.isDefault ? ' DEFAULT' : ''}`);
       report.created.push(`retention policy ${d.name} (${dur})`);
     } else if (durationMs(have.duration) !== durationMs(d.duration)) {
+      const key = d.name === rawPolicy ? 'raw' : d.name === ROLLUP_1M ? 'rollup1m' : 'rollup1h';
+      if (!cfg.alterExistingPolicies) {
+        report.kept.push(
+          `retention policy ${d.name} keeps ${have.duration} (influx.retention.${key} says ${dur}); it existed before, and existing policies change only with influx.retention.alterExistingPolicies: true`,
+        );
+        continue;
+      }
       // A duration shorter than the shard groups is refused: shrink them to InfluxDB's own default then.
       const ms = durationMs(d.duration);
       const shard = ms !== 0 && ms < durationMs(have.shard) ? ` SHARD DURATION ${ms < 2 * 86_400_000 ? '1h' : '1d'}` : '';
       await exec(client, db, `ALTER RETENTION POLICY ${ident(d.name)} ON ${ident(db)} DURATION ${dur}${shard}`);
-      report.altered.push(`retention policy ${d.name} (${have.duration} → ${dur})`);
+      report.altered.push(`retention policy ${d.name} (${have.duration} → ${dur}: influx.retention.${key}, with influx.retention.alterExistingPolicies)`);
     } else {
       report.unchanged.push(`retention policy ${d.name}`);
     }
