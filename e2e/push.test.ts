@@ -39,6 +39,7 @@ beforeAll(async () => {
       },
     },
     {
+      operators: { demoUsers: true },
       webhooks: {
         demoTargetsFromEnv: false,
         pollIntervalMs: 50,
@@ -87,6 +88,20 @@ describe('CTWing AEP → edge push receiver → cloud → InfluxDB', () => {
     expect(d!.body).toMatchObject({ rule: 'smoke-alarm', state: 'firing', device_id: 'demo-ctwing-001', district: 'guancheng', category: 'fire', type: 'smoke_alarm' });
     expect(verifySignature(FIRE_SECRET, d!.raw, d!.headers['x-citysense-signature'] as string, Math.floor(Date.now() / 1000)).ok).toBe(true);
     await waitFor('the alarm event in InfluxDB', async () => (await q(`SELECT * FROM events WHERE device_id = 'demo-ctwing-001' AND type = 'smoke_alarm'`)).length === 1);
+  });
+
+  it("the platform's offline report fires the device-offline alert at once; its online report resolves it", async () => {
+    const push = new CtwingPush({ url: `${base()}/ctwing/${TOKEN}`, retryDelayMs: 50 }, { deviceId: 'demo-ctwing-001', imei: '860000000000001', productId: '15000001' });
+    const login = await fetch(`${stack.cloud.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'duty', password: 'duty-demo' }) });
+    const { token } = (await login.json()) as { token: string };
+    const alerts = async () =>
+      ((await (await fetch(`${stack.cloud.url}/v1/alerts?rule=device-offline`, { headers: { authorization: `Bearer ${token}` } })).json()) as { alerts: { device_id: string; state: string }[] }).alerts.filter(
+        (a) => a.device_id === 'demo-ctwing-001',
+      );
+    expect((await push.onlineOffline(false, Date.now())).status).toBe(200);
+    await waitFor('the offline alert', async () => (await alerts()).some((a) => a.state === 'firing'));
+    expect((await push.onlineOffline(true, Date.now() + 1)).status).toBe(200);
+    await waitFor('the offline alert resolved', async () => (await alerts()).every((a) => a.state === 'resolved'));
   });
 
   it('a push with a wrong path token is refused (404) and nothing is stored', async () => {

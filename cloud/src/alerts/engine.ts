@@ -28,6 +28,10 @@ import type { EventRuleT, OfflineRuleT, RateRuleT, Rule, ThresholdRuleT } from '
 import { AlertStateStore, isIdleSeries, type AlertFilter, type AlertRow, type AlertState, type DeviceSeen } from './state.ts';
 import type { CloudStore } from '../store/db.ts';
 
+/** The events an operator platform's online/offline report becomes (edge/src/inputs/http-push/). */
+export const PLATFORM_OFFLINE = 'device_offline';
+export const PLATFORM_ONLINE = 'device_online';
+
 /** The body of a webhook, an SSE `data:` and the source of an `alerts` point: one state change. */
 export interface AlertChangeBody {
   id: string;
@@ -301,8 +305,34 @@ export class AlertEngine {
     ctx.heard.add(deviceId);
   }
 
+  /**
+   * An operator platform's word on a device (CTWing deviceOnlineOfflineReport, OneNET type 2; issue 18):
+   * `device_offline` fires the device's offline rules at once, without waiting for the silence, and
+   * `device_online` resolves them, as a reading does. The platform spoke, not the device: an offline
+   * report does not count as hearing from it.
+   */
+  private platformStatus(e: DeviceEvent, ctx: BatchCtx): void {
+    const offline = e.type === PLATFORM_OFFLINE;
+    if (!offline) this.heard(e.deviceId, e.family, e.tags, e.ts, ctx);
+    for (const rule of this.offlineRules) {
+      if (!matches(rule.match, e.deviceId, e.family, e.tags)) continue;
+      const existing = this.plainSeries.get(e.deviceId)?.get(rule);
+      if (offline) {
+        if (existing && existing.state.phase !== 'ok') continue;
+        const s = existing ?? this.getSeries(rule, e.deviceId, '', 'always')!;
+        ctx.touched.add(s);
+        ctx.changes += this.fire(s, { ts: e.ts, value: 0, threshold: 0, startedAt: e.ts, family: e.family, tags: e.tags ?? {}, type: e.type, attrs: e.attrs, sourceEventId: e.id }, ctx.receivedAt);
+      } else if (existing && existing.state.phase !== 'ok') {
+        ctx.touched.add(existing);
+        if (existing.state.phase === 'latched') existing.state.phase = 'ok';
+        else ctx.changes += this.resolveSeries(existing, { ts: e.ts, value: 0, reason: 'reporting again' }, ctx.receivedAt);
+      }
+    }
+  }
+
   private event(e: DeviceEvent, ctx: BatchCtx): void {
-    this.heard(e.deviceId, e.family, e.tags, e.ts, ctx);
+    if (e.type === PLATFORM_OFFLINE || e.type === PLATFORM_ONLINE) this.platformStatus(e, ctx);
+    else this.heard(e.deviceId, e.family, e.tags, e.ts, ctx);
     // The edge says which targets it already notified of this event: remembered before anything is enqueued.
     const notified = e.attrs?.[EDGE_NOTIFIED_ATTR];
     if (notified) for (const t of notified.split(',').map((x) => x.trim()).filter(Boolean)) this.state.putEdgeNotified(t, e.id, this.deps.now());
