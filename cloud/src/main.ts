@@ -5,9 +5,17 @@ import { CloudConfigError } from './errors.ts';
 import { startCloud } from './start.ts';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  const usage = 'usage: npm run cloud -- [--config cloud.yaml]   (or CITYSENSE_CLOUD_CONFIG)\nsee cloud/README.md for the keys and environment variables\n';
+  let values: { config?: string | undefined; help?: boolean | undefined };
+  try {
+    values = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } }).values;
+  } catch (err) {
+    // A mistake on the command line is the user's, not a crash: the message and the usage, no stack.
+    process.stderr.write(`citysense cloud: ${(err as Error).message}\n${usage}`);
+    process.exit(2);
+  }
   if (values.help) {
-    process.stdout.write('usage: cloud [--config cloud.yaml]\nsee cloud/README.md for the keys and environment variables\n');
+    process.stdout.write(usage);
     return;
   }
   const configPath = values.config ?? process.env.CITYSENSE_CLOUD_CONFIG;

@@ -5,10 +5,32 @@ import { loadEdgeConfig } from './config/load.ts';
 import { startEdge } from './agent/agent.ts';
 import { EdgeError } from './errors.ts';
 
+const USAGE = `usage: npm run edge -- --config <edge.yaml|edge.json>
+  -c, --config <file>   the edge's configuration (start from edge/config/edge.example.yaml)
+  -h, --help            this text
+Environment: CITYSENSE_EDGE_TOKEN (the edge's token for the cloud), CITYSENSE_CLOUD_URL, CITYSENSE_EDGE_LOG_LEVEL.
+All keys, limits and metrics: edge/README.md.
+`;
+
+/** The command line, or a usage message and exit 2 for a mistake in it (no stack trace). */
+function args(): { config?: string | undefined } {
+  try {
+    const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    return values;
+  } catch (err) {
+    process.stderr.write(`citysense edge: ${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } } });
+  const values = args();
   if (!values.config) {
-    process.stderr.write('usage: edge --config <file.yaml|file.json>\n');
+    process.stderr.write(`citysense edge: --config is required\n${USAGE}`);
     process.exit(2);
   }
   const config = loadEdgeConfig(values.config);
