@@ -2,14 +2,16 @@
 // no credential in any log line, logout and an admin's revocation (persisted in the store), the role of
 // the operator's current record on every request, alert streams that end with their token and are capped
 // per operator, and Cache-Control: no-store on API answers.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testInflux, type TestInflux } from '../../e2e/setup/influx.ts';
+import { freePort, waitFor } from '../../scripts/influxd.ts';
 import { buildApp } from '../src/app.ts';
 import { Revocations } from '../src/auth/revocations.ts';
 import type { CloudConfigInput } from '../src/config/schema.ts';
@@ -18,6 +20,7 @@ import { openCloudStore } from '../src/store/db.ts';
 import { AUTH_ENV, OPERATORS, PASSWORDS, alertApp, login } from './alerts-fixtures.ts';
 import { testConfig } from './helpers.ts';
 
+const ROOT = resolve(import.meta.dirname, '..', '..');
 let influx: TestInflux;
 const cleanup: (() => Promise<void> | void)[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'citysense-auth-tokens-'));
@@ -172,6 +175,49 @@ describe('the role is the current record', () => {
     expect((await call(app, 'GET', '/v1/alerts', viewer)).json()).toMatchObject({ error: 'AUTH_INVALID' });
     expect((await app.inject({ method: 'POST', url: '/v1/auth/login', payload: { username: 'viewer', password: PASSWORDS.admin } })).statusCode).toBe(200);
   });
+});
+
+describe('the role is the current record: the real cloud process', () => {
+  it('after the config file changes, SIGHUP makes the new role apply to a token issued before', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const file = join(dir, 'sighup.json');
+    const write = (dutyRole: string) =>
+      writeFileSync(
+        file,
+        JSON.stringify({
+          listen: { host: '127.0.0.1', port },
+          store: { path: join(dir, 'sighup.db') },
+          influx: { url: influx.url, database: influx.db, retention: { manage: false } },
+          log: { level: 'warn' },
+          alerts: { rulesFiles: [] },
+          operators: { users: OPERATORS.map((u) => (u.username === 'duty' ? { ...u, role: dutyRole } : u)) },
+        }),
+      );
+    write('operator');
+    const c = spawn(join(ROOT, 'node_modules', '.bin', 'node'), ['--import', 'tsx', 'cloud/src/main.ts', '--config', file], {
+      cwd: ROOT,
+      env: { ...process.env, ...AUTH_ENV },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    const exited = new Promise((r) => c.once('exit', r));
+    cleanup.push(async () => {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+      await exited;
+    });
+    await waitFor('the cloud to listen', async () => {
+      if (c.exitCode !== null) throw new Error(`the cloud exited with ${c.exitCode}`);
+      return (await fetch(`${url}/healthz`).catch(() => undefined)) !== undefined;
+    }, 60_000);
+    const res = await fetch(`${url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'duty', password: PASSWORDS.duty }) });
+    const token = ((await res.json()) as { token: string }).token;
+    const retry = async () => ((await (await fetch(`${url}/v1/webhooks/deliveries/1/retry`, { method: 'POST', headers: bearer(token) })).json()) as { error: string }).error;
+    expect(await retry()).toBe('FORBIDDEN');
+    write('admin');
+    c.kill('SIGHUP');
+    await waitFor('the new role to apply', async () => (await retry()) === 'DELIVERY_NOT_FOUND', 10_000);
+    expect(c.exitCode).toBeNull();
+  }, 90_000);
 });
 
 describe('alert streams', () => {
