@@ -23,7 +23,7 @@ import { LoadGen } from './lib/loadgen.ts';
 import { RawPublisher } from './lib/mqtt-client.ts';
 import { cpuSeconds, CpuMeter, NodeProc, ROOT, rssMiB, sleep } from './lib/proc.ts';
 import { histogramQuantile, scrape } from './lib/prom.ts';
-import { DB, EDGE_ID, EDGE_TOKEN, makeDevices, Stack, WEBHOOK_SECRET, type BenchDevice } from './lib/stack.ts';
+import { DB, EDGE_ID, EDGE_TOKEN, makeDevices, PUSH_TOKEN, pushDeviceId, Stack, WEBHOOK_SECRET, type BenchDevice } from './lib/stack.ts';
 import { summariseProfiles } from './profile-summary.ts';
 import { runPeers } from './peers.ts';
 import { runBrokers } from './brokers.ts';
@@ -42,7 +42,7 @@ if (args.help) {
   --quick    short steps (< 3 min); the full run takes < 15 min
   --peers    also Node-RED (mqtt in -> influxdb out) against mosquitto, same readings
   --profile  CPU-profile edge and cloud under load (default: on in the full run)
-  --only     comma list of: ceiling,e2e,brokers,alert,login-flood,backlog,conns,profile (for working on one step)
+  --only     comma list of: ceiling,e2e,brokers,alert,push,login-flood,backlog,conns,profile (for working on one step)
 Results: bench-results/summary.json, bench-results/chart.svg, bench-results/logs/. Loopback only.
 Do not run it while the tests run: the machine has 2 cores.
 `);
@@ -58,6 +58,8 @@ const P = QUICK
   ? { ceilingPoints: 300_000, ceilingMaxS: 15, e2eS: 20, alertEvents: 30, floodPosts: 150, outageS: 20, liveS: 5, connHoldS: 6, idleConns: [10_000, 50_000], profileS: 15, drainMaxS: 60 }
   : { ceilingPoints: 2_000_000, ceilingMaxS: 90, e2eS: 60, alertEvents: 200, floodPosts: 400, outageS: 120, liveS: 15, connHoldS: 60, idleConns: [10_000, 50_000], profileS: 30, drainMaxS: 240 };
 const ENV_DEVICES = 100;
+/** The push step: CTWing smoke detectors, reports pushed, alarms timed to the webhook. */
+const PUSH = QUICK ? { devices: 50, reports: 2_000, alarms: 20, concurrency: 8 } : { devices: 200, reports: 10_000, alarms: 50, concurrency: 8 };
 const WINDOW = 32;
 
 const OUT = join(ROOT, 'bench-results');
@@ -885,6 +887,68 @@ function printTable(): void {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// ---------------------------------------------------------------------------------------------------
+/** A CTWing dataReport as the platform posts it (docs/protocols/ctwing.md): the smoke detector's frame as APPdata. */
+function ctwingReport(device: string, sn: number, alarm: boolean): string {
+  const f = Buffer.from([1, 80, 0xff, 0xa1, 10, 0, alarm ? 0xfa : 5, alarm ? 1 : 0]);
+  return JSON.stringify({ messageType: 'dataReport', deviceId: device, IMEI: '', productId: '15000001', tenantId: '2000000001', timestamp: Date.now(), upPacketSN: sn, upDataSN: -1, serviceId: '', protocol: 'lwm2m', IMSI: 'undefined', payload: { APPdata: f.toString('base64') } });
+}
+
+async function stepPush(stack: Stack, hook: Hook): Promise<void> {
+  enter(`NB-IoT through CTWing: ${fmt(PUSH.reports)} pushed reports (${PUSH.concurrency} at a time, as a platform's push pool), then ${PUSH.alarms} smoke alarms timed to the signed webhook`);
+  const url = `http://127.0.0.1:${stack.ports.push}/push/ctwing/${PUSH_TOKEN}`;
+  const post = async (body: string): Promise<number> => (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status;
+  // 1. Reports: the push receiver's answer time (200 = durable in the edge queue) and the edge's CPU per report.
+  const answerMs: number[] = [];
+  let refused = 0;
+  let next = 0;
+  const meter = new CpuMeter({ edge: stack.edge.pid, cloud: stack.cloud.pid }).begin();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: PUSH.concurrency }, async () => {
+      while (next < PUSH.reports && performance.now() - t0 < 120_000) {
+        const i = next++;
+        const started = performance.now();
+        const status = await post(ctwingReport(pushDeviceId(i % PUSH.devices), 1000 + i, false));
+        if (status === 200) answerMs.push(performance.now() - started);
+        else refused++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = meter.end();
+  const sent = answerMs.length + refused;
+  const edgeCpuUs = ((cpu.cpuS.edge ?? NaN) * 1e6) / Math.max(1, answerMs.length);
+  const cloudCpuUs = ((cpu.cpuS.cloud ?? NaN) * 1e6) / Math.max(1, answerMs.length);
+  summary.push_reports_per_s = round(answerMs.length / seconds, 0);
+  summary.push_answer_ms_p50 = round(pct(answerMs, 0.5), 2);
+  summary.push_answer_ms_p99 = round(pct(answerMs, 0.99), 2);
+  summary.push_edge_cpu_us_per_report = round(edgeCpuUs, 0);
+  say(`  ${fmt(answerMs.length)}/${fmt(sent)} reports answered 200 in ${fmt(seconds, 1)} s (${fmt(answerMs.length / seconds)} reports/s); answer (durable in the queue) p50 ${fmt(pct(answerMs, 0.5), 2)} ms, p99 ${fmt(pct(answerMs, 0.99), 2)} ms`);
+  say(`  CPU per report: edge ${fmt(edgeCpuUs)} µs (receiver + decode + queue + uplink), cloud ${fmt(cloudCpuUs)} µs`);
+  await waitQuiet(stack, 30_000);
+  // 2. Alarms: pushed → the fire system's signed webhook, one detector at a time (the alert step's method).
+  const alarmMs: number[] = [];
+  for (let i = 0; i < PUSH.alarms; i++) {
+    const device = pushDeviceId(PUSH.devices - 1 - (i % PUSH.devices));
+    const sentAt = performance.now();
+    if ((await post(ctwingReport(device, 900_000 + i, true))) !== 200) continue;
+    while (!hook.arrivals.has(device) && performance.now() - sentAt < 10_000) await sleep(2);
+    const at = hook.arrivals.get(device);
+    if (at !== undefined) alarmMs.push(at - sentAt);
+    await sleep(100);
+  }
+  summary.push_alarm_webhook_ms_p50 = round(pct(alarmMs, 0.5), 1);
+  summary.push_alarm_webhook_ms_p99 = round(pct(alarmMs, 0.99), 1);
+  details.push = {
+    reports: { sent, answered_200: answerMs.length, refused, seconds: round(seconds, 2), concurrency: PUSH.concurrency, devices: PUSH.devices },
+    answer_ms: { p50: round(pct(answerMs, 0.5), 2), p99: round(pct(answerMs, 0.99), 2), max: round(Math.max(...answerMs), 2) },
+    cpu_us_per_report: { edge: round(edgeCpuUs, 0), cloud: round(cloudCpuUs, 0) },
+    alarm_to_webhook_ms: { samples: alarmMs.length, of: PUSH.alarms, p50: round(pct(alarmMs, 0.5), 1), p99: round(pct(alarmMs, 0.99), 1), max: round(Math.max(...alarmMs), 1) },
+  };
+  say(`  smoke alarm pushed by CTWing → signed webhook: p50 ${fmt(pct(alarmMs, 0.5), 1)} ms, p99 ${fmt(pct(alarmMs, 0.99), 1)} ms, max ${fmt(Math.max(...alarmMs), 1)} ms (${alarmMs.length}/${PUSH.alarms})`);
+}
+
 async function main(): Promise<void> {
   const warnings = checkQuietMachine();
   for (const w of warnings) say(`\n!!!!!!!! WARNING: ${w} !!!!!!!!\n`);
@@ -899,7 +963,7 @@ async function main(): Promise<void> {
   // No more idle devices than one edge process can hold sockets for (a 50k registry costs start time).
   const devs = makeDevices(ENV_DEVICES, Math.max(P.alertEvents, 10), Math.min(Math.max(...P.idleConns), fdHardLimit() - 1000));
   const hook = await startHookReceiver();
-  const stack = new Stack({ dir: WORK, devices: [...devs.env, ...devs.fire, ...devs.nb], webhookUrl: hook.url, log: say });
+  const stack = new Stack({ dir: WORK, devices: [...devs.env, ...devs.fire, ...devs.nb], pushDevices: PUSH.devices, webhookUrl: hook.url, log: say });
   let failed: unknown;
   const stopAll = async () => {
     await stack.stop().catch(() => undefined);
@@ -916,7 +980,7 @@ async function main(): Promise<void> {
     if (want('ceiling')) await stepCeiling(stack);
     await stack.startCloud();
     // Steps that only talk to InfluxDB or the cloud (ceiling, login-flood) need no edge.
-    const needsEdge = !only || ['e2e', 'brokers', 'alert', 'backlog', 'conns', 'profile'].some((s) => only.has(s));
+    const needsEdge = !only || ['e2e', 'brokers', 'alert', 'push', 'backlog', 'conns', 'profile'].some((s) => only.has(s));
     if (needsEdge) {
       await stack.startLink();
       const t = Date.now();
@@ -926,6 +990,7 @@ async function main(): Promise<void> {
     if (want('e2e')) await stepE2E(stack, devs.env);
     if (want('brokers')) await stepBrokers(stack, devs.env);
     if (want('alert')) await stepAlert(stack, devs.env, devs.fire, hook);
+    if (want('push')) await stepPush(stack, hook);
     if (want('login-flood')) await stepLoginFlood(stack);
     if (want('backlog')) await stepBacklog(stack, devs.env);
     if (want('conns')) await stepConnections(stack, devs.nb);

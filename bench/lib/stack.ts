@@ -30,15 +30,24 @@ export function makeDevices(env: number, fire: number, nb: number): { env: Bench
   return { env: mk('benv', 'environment', env), fire: mk('bfir', 'fire', fire), nb: mk('bnbi', 'nbiot', nb) };
 }
 
-export function registryYaml(devices: BenchDevice[]): string {
-  return `devices:\n${devices.map((d) => `  - { id: ${d.id}, family: ${d.family}, secret: ${d.secret}, district: ${d.district} }`).join('\n')}\n`;
+export function registryYaml(devices: BenchDevice[], pushDevices = 0): string {
+  const mqtt = devices.map((d) => `  - { id: ${d.id}, family: ${d.family}, secret: ${d.secret}, district: ${d.district} }`);
+  // NB-IoT smoke detectors behind CTWing (the push step): deviceId = id, no MQTT secret.
+  const push = Array.from({ length: pushDevices }, (_, i) => `  - { id: ${pushDeviceId(i)}, family: nbiot, district: guancheng, profile: nb-smoke-detector, ctwing: { deviceId: ${pushDeviceId(i)} } }`);
+  return `devices:\n${[...mqtt, ...push].join('\n')}\n`;
 }
+
+/** The push step's devices and the edge's CTWing path token. */
+export const pushDeviceId = (i: number) => `bpsh-${pad(i)}`;
+export const PUSH_TOKEN = 'bench-push-token-0123';
 
 export interface StackOptions {
   dir: string;
   devices: BenchDevice[];
   /** Where the cloud sends alert webhooks (the benchmark's receiver); the cloud may not support them yet. */
   webhookUrl?: string;
+  /** NB-IoT devices reporting through the edge's CTWing push receiver (the push step). */
+  pushDevices?: number;
   /** NODE_OPTIONS for edge and cloud (profiling). */
   nodeOptions?: string;
   log: (s: string) => void;
@@ -49,7 +58,7 @@ export class Stack {
   cloud!: NodeProc;
   edge!: NodeProc;
   link!: CountingLink;
-  ports!: { cloud: number; link: number; mqtt: number; edgeHttp: number };
+  ports!: { cloud: number; link: number; mqtt: number; edgeHttp: number; push: number };
   webhooks = false;
   private edgeStarts = 0;
   private cloudStarts = 0;
@@ -64,7 +73,7 @@ export class Stack {
 
   async startInflux(): Promise<void> {
     this.influx = await startInfluxd({ dir: join(this.o.dir, 'influxdb'), removeOnStop: true, startTimeoutMs: 60_000 });
-    this.ports = { cloud: await freePort(), link: await freePort(), mqtt: await freePort(), edgeHttp: await freePort() };
+    this.ports = { cloud: await freePort(), link: await freePort(), mqtt: await freePort(), edgeHttp: await freePort(), push: await freePort() };
   }
 
   private cloudYaml(withAlerts: boolean): string {
@@ -83,6 +92,7 @@ log: { level: warn }
   rulesFiles: []
   rules:
     - { id: bench-fire-alarm, kind: event, category: fire, severity: critical, types: [fire_alarm] }
+    - { id: bench-smoke-alarm, kind: event, category: fire, severity: critical, types: [smoke_alarm] }
 webhooks:
   demoTargetsFromEnv: false
   targets:
@@ -127,7 +137,7 @@ webhooks:
 
   async startEdge(): Promise<void> {
     this.edgeStarts++;
-    writeFileSync(join(this.o.dir, 'registry.yaml'), registryYaml(this.o.devices));
+    writeFileSync(join(this.o.dir, 'registry.yaml'), registryYaml(this.o.devices, this.o.pushDevices ?? 0));
     const file = join(this.o.dir, 'edge.yaml');
     writeFileSync(
       file,
@@ -136,6 +146,7 @@ dataDir: ${join(this.o.dir, `edge-data-${this.edgeStarts}`)}
 mqtt: { host: 127.0.0.1, port: ${this.ports.mqtt}, maxConnections: 60000, maxConnectsPerSecond: 5000, connectBurst: 5000 }
 http: { host: 127.0.0.1, port: ${this.ports.edgeHttp} }
 hj212: { enabled: false }
+httpPush: { host: 127.0.0.1, port: ${this.ports.push}, ctwing: { pathToken: ${PUSH_TOKEN} } }
 registry: { file: registry.yaml }
 cloud: { url: "http://127.0.0.1:${this.ports.link}", token: ${EDGE_TOKEN} }
 log: { level: warn }
