@@ -67,11 +67,11 @@ describe('disk full: a tiny quota during a long outage', () => {
     const t0 = Date.now() - 3600_000;
     const N = 300;
     for (const id of devices) {
-      const c = await mqtt.connectAsync(url, { username: id, password: `${id}-secret`, reconnectPeriod: 0 });
+      const c = await mqtt.connectAsync(url, { username: id, password: `${id}-secret`, clientId: id, reconnectPeriod: 0 });
       for (let i = 0; i < N; i++) await c.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ ts: t0 + i * 1000, metrics: { pm25: i } }), { qos: 1 });
       await c.endAsync();
     }
-    const fire = await mqtt.connectAsync(url, { username: 'df-fire-1', password: 'df-fire-1-secret', reconnectPeriod: 0 });
+    const fire = await mqtt.connectAsync(url, { username: 'df-fire-1', password: 'df-fire-1-secret', clientId: 'df-fire-1', reconnectPeriod: 0 });
     for (let i = 0; i < 10; i++) await fire.publishAsync('devices/df-fire-1/events', JSON.stringify({ ts: t0 + i * 1000, type: 'fire_alarm', attrs: { zone: `Z${i}` } }), { qos: 1 });
     await fire.endAsync();
 

@@ -109,7 +109,7 @@ beforeAll(async () => {
     },
     { logDestination: sink },
   );
-  device = await mqtt.connectAsync(`mqtt://127.0.0.1:${edge.mqttPort}`, { username: DEVICE.id, password: DEVICE.secret, clientId: 'fire-panel', reconnectPeriod: 0 });
+  device = await mqtt.connectAsync(`mqtt://127.0.0.1:${edge.mqttPort}`, { username: DEVICE.id, password: DEVICE.secret, clientId: `${DEVICE.id}/fire-panel`, reconnectPeriod: 0 });
 });
 
 afterAll(async () => {

@@ -94,7 +94,7 @@ describe('HJ 212-2017 station → edge listener → cloud → InfluxDB', () => {
   });
 
   it('behind a DTU over MQTT: the same frames as payloads land too; a frame with another station\'s MN is refused', async () => {
-    const c = await mqtt.connectAsync(stack.mqttUrl, { username: 'dtu-hj212-002', password: 'dtu-hj212-002-secret', reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(stack.mqttUrl, { username: 'dtu-hj212-002', password: 'dtu-hj212-002-secret', clientId: 'dtu-hj212-002', reconnectPeriod: 0 });
     const seg = (mn: string) => `QN=20240115120000001;ST=22;CN=2011;PW=123456;MN=${mn};Flag=4;CP=&&DataTime=20240115120000;a34004-Rtd=41.5,a34004-Flag=N;a21004-Rtd=0.040,a21004-Flag=N&&`;
     await c.publishAsync('devices/dtu-hj212-002/telemetry', encodeFrame(seg(DTU_MN)), { qos: 1 });
     await c.publishAsync('devices/dtu-hj212-002/telemetry', encodeFrame(seg(MN)), { qos: 1 });

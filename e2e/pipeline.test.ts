@@ -22,7 +22,7 @@ afterAll(async () => {
 
 function connect(username: string, password: string): Promise<mqtt.MqttClient> {
   return new Promise((resolve, reject) => {
-    const c = mqtt.connect(stack.mqttUrl, { username, password, reconnectPeriod: 0, connectTimeout: 5_000 });
+    const c = mqtt.connect(stack.mqttUrl, { username, password, clientId: username, reconnectPeriod: 0, connectTimeout: 5_000 });
     c.once('connect', () => resolve(c));
     c.once('error', (err) => {
       c.end(true);

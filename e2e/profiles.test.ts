@@ -63,7 +63,7 @@ afterAll(async () => {
 });
 
 async function publish(id: string, payload: Buffer | string): Promise<void> {
-  const c = await mqtt.connectAsync(stack.mqttUrl, { username: id, password: `${id}-secret`, reconnectPeriod: 0 });
+  const c = await mqtt.connectAsync(stack.mqttUrl, { username: id, password: `${id}-secret`, clientId: id, reconnectPeriod: 0 });
   await c.publishAsync(`devices/${id}/telemetry`, payload, { qos: 1 });
   await c.endAsync();
 }

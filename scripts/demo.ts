@@ -329,7 +329,7 @@ opcua:
   await waitFor('the edge to answer /healthz', () => httpOk(`http://${SHOWN}:${ports.edgeHttp}/healthz`), 60_000);
   // The edge has its slice of the registry once a demo device can log in.
   await waitFor('the edge to know the demo devices', async () => {
-    const c = await mqtt.connectAsync(`mqtt://${SHOWN}:${ports.mqtt}`, { username: 'demo-env-001', password: 'demo-env-001-secret', reconnectPeriod: 0, connectTimeout: 2_000 }).catch(() => undefined);
+    const c = await mqtt.connectAsync(`mqtt://${SHOWN}:${ports.mqtt}`, { username: 'demo-env-001', password: 'demo-env-001-secret', clientId: 'demo-env-001/ready-check', reconnectPeriod: 0, connectTimeout: 2_000 }).catch(() => undefined);
     await c?.endAsync();
     return c !== undefined;
   }, 60_000, 500);

@@ -127,7 +127,7 @@ export function parseRegistry(text: string, source = 'registry'): LoadedRegistry
       return;
     }
     if (!secret) {
-      const why = e.secretSha256 !== undefined ? 'only a secretSha256 is stored' : 'no secret (not an MQTT device)';
+      const why = e.secretSha256 !== undefined || e.secretHash !== undefined ? 'only a hash of the secret is stored (secretSha256 / secretHash)' : 'no secret (not an MQTT device)';
       skipped.push({ id, reason: why });
       return;
     }

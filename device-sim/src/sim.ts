@@ -358,7 +358,7 @@ export function parseProfiledRegistry(text: string, source = 'registry'): { devi
       return;
     }
     if (spec.kind !== 'hj212-tcp' && secret === '') {
-      skipped.push({ id, reason: e.secretSha256 !== undefined ? 'only a secretSha256 is stored' : 'no secret' });
+      skipped.push({ id, reason: e.secretSha256 !== undefined || e.secretHash !== undefined ? 'only a hash of the secret is stored' : 'no secret' });
       return;
     }
     const d: ProfiledDevice = { id, family, secret, profile };

@@ -16,7 +16,7 @@ afterEach(async () => {
 });
 
 function tryConnect(port: number, username: string | undefined, password: string | undefined) {
-  return mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username, password, reconnectPeriod: 0, connectTimeout: 5000 });
+  return mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { username, password, clientId: username ?? 'anonymous', reconnectPeriod: 0, connectTimeout: 5000 });
 }
 
 describe('CONNECT', () => {

@@ -37,8 +37,8 @@ describe('example configs', () => {
     expect(c.cloud.url).toBe('http://127.0.0.1:8080');
     const reg = loadRegistryFile(c.registry.file!, PROFILES);
     expect(reg.size).toBe(4);
-    expect(reg.get('demo-fire-001')?.secretSha256).toBeDefined();
-    expect(reg.get('demo-elev-001')?.secretSha256).toBeUndefined();
+    expect(reg.get('demo-fire-001')?.secret).toBeDefined();
+    expect(reg.get('demo-elev-001')?.secret).toBeUndefined();
     expect(reg.get('demo-env-001')?.tags).toEqual({ district: 'jinshui', site: 'jinshui-station-3', model: 'AQM-65' });
   });
 });
@@ -101,7 +101,7 @@ describe('registry file errors', () => {
       'both.yaml',
       `devices:\n  - id: a\n    family: fire\n    district: x\n    secret: abcdefgh\n    secretSha256: "${'0'.repeat(64)}"\n`,
     );
-    expect(errorOf(() => loadRegistryFile(both, PROFILES))).toContain('devices[0]: give secret or secretSha256, not both');
+    expect(errorOf(() => loadRegistryFile(both, PROFILES))).toContain('devices[0]: give one of secret, secretSha256, secretHash');
     const unquoted = file('unquoted.yaml', `devices:\n  - id: a\n    family: fire\n    district: x\n    secret: 12345678\n`);
     expect(errorOf(() => loadRegistryFile(unquoted, PROFILES))).toContain('unquoted.yaml:5: devices[0].secret: must be text (quote it in YAML)');
   });

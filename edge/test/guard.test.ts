@@ -27,13 +27,13 @@ describe('MQTT over TLS', () => {
     const port = te.edge.mqttTlsPort!;
     expect(port).toBeGreaterThan(0);
     const ca = readFileSync(join(pki, 'ca.crt'));
-    const c = await mqtt.connectAsync(`mqtts://127.0.0.1:${port}`, { username: 'env-1', password: 'env-1-secret-value', ca, rejectUnauthorized: true, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtts://127.0.0.1:${port}`, { username: 'env-1', password: 'env-1-secret-value', clientId: 'env-1', ca, rejectUnauthorized: true, reconnectPeriod: 0 });
     await c.publishAsync('devices/env-1/telemetry', JSON.stringify({ metrics: { pm25: 12.5 } }), { qos: 1 });
     await c.endAsync();
     await waitFor(() => allReadings(cloud!.acked).some((r) => r.values.pm25 === 12.5), 10_000, 'the TLS reading at the cloud');
-    await expect(mqtt.connectAsync(`mqtts://127.0.0.1:${port}`, { username: 'env-1', password: 'wrong', ca, reconnectPeriod: 0 })).rejects.toThrow(/Bad username or password/i);
+    await expect(mqtt.connectAsync(`mqtts://127.0.0.1:${port}`, { username: 'env-1', password: 'wrong', clientId: 'env-1', ca, reconnectPeriod: 0 })).rejects.toThrow(/Bad username or password/i);
     // A client that does not trust our CA does not get in either.
-    await expect(mqtt.connectAsync(`mqtts://127.0.0.1:${port}`, { username: 'env-1', password: 'env-1-secret-value', rejectUnauthorized: true, reconnectPeriod: 0, connectTimeout: 5_000 })).rejects.toThrow();
+    await expect(mqtt.connectAsync(`mqtts://127.0.0.1:${port}`, { username: 'env-1', password: 'env-1-secret-value', clientId: 'env-1', rejectUnauthorized: true, reconnectPeriod: 0, connectTimeout: 5_000 })).rejects.toThrow();
   });
 });
 
@@ -43,7 +43,7 @@ describe('connection rate limit', () => {
     te = await startTestEdge(cloud.url, { mqtt: { host: '127.0.0.1', port: 0, maxConnectsPerSecond: 1, connectBurst: 3 } });
     const url = `mqtt://127.0.0.1:${te.edge.mqttPort}`;
     const results = await Promise.allSettled(
-      Array.from({ length: 6 }, () => mqtt.connectAsync(url, { username: 'env-2', password: 'env-2-secret-value', reconnectPeriod: 0, connectTimeout: 5_000 })),
+      Array.from({ length: 6 }, (_, i) => mqtt.connectAsync(url, { username: 'env-2', password: 'env-2-secret-value', clientId: `env-2/${i}`, reconnectPeriod: 0, connectTimeout: 5_000 })),
     );
     const ok = results.filter((r) => r.status === 'fulfilled');
     expect(ok.length).toBeGreaterThanOrEqual(3);

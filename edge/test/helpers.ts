@@ -132,7 +132,7 @@ export async function startTestEdge(cloudUrl: string, overrides: Overrides = {},
       const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${edge.mqttPort}`, {
         username: id,
         password,
-        clientId: `${id}-${clients.length}`,
+        clientId: `${id}/${clients.length}`,
         reconnectPeriod: 0,
       });
       clients.push(c);

@@ -1,6 +1,5 @@
 // The MQTT input's socket handling on its own (no queue, no uplink): the packet size guard sits on the
 // socket itself, and the PUBACKs one group commit releases leave in one socket write, never before it.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
 import { join } from 'node:path';
@@ -11,9 +10,10 @@ import { startMqttBroker, type MqttBroker, type MqttBrokerOptions } from '../src
 import { createEdgeMetrics, type EdgeMetrics } from '../src/metrics.ts';
 import type { Device, DeviceRegistry } from '../src/registry/registry.ts';
 import { makeTestPki, metricValue, waitFor, testBrokerOptions } from './helpers.ts';
+import { credentialFromPlain } from '../src/registry/credentials.ts';
 
 const secret = 'dev-1-secret-value';
-const device = { id: 'dev-1', family: 'env', district: 'd', tags: {}, secretSha256: createHash('sha256').update(secret).digest() } as unknown as Device;
+const device = { id: 'dev-1', family: 'env', district: 'd', tags: {}, secret: credentialFromPlain(secret) } as unknown as Device;
 const registry: DeviceRegistry = { get: (id) => (id === device.id ? device : undefined), byMn: () => undefined, byPushKey: () => undefined, byGbAddress: () => undefined, all: () => [device], size: 1 };
 
 let broker: MqttBroker | undefined;
@@ -53,7 +53,7 @@ const tooLarge = () => metricValue(metrics.registry, 'citysense_edge_publish_ref
 describe('packet size guard', () => {
   it('cuts the connection on a fixed header declaring too much, before the body arrives', async () => {
     const b = await start(() => Promise.reject(new Error('must not be reached')));
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, clientId: device.id, reconnectPeriod: 0 });
     clients.push(c);
     const closed = closedWithin(c);
     // PUBLISH QoS 0 declaring 256 MB (Remaining Length 0xff 0xff 0xff 0x7f), then only a few bytes of it:
@@ -68,7 +68,7 @@ describe('packet size guard', () => {
       tls: { host: '127.0.0.1', port: 0, cert: join(pki, 'edge.crt'), key: join(pki, 'edge.key'), requireClientCert: false },
     });
     const ca = readFileSync(join(pki, 'ca.crt'));
-    const c = await mqtt.connectAsync(`mqtts://127.0.0.1:${b.tlsPort}`, { username: device.id, password: secret, ca, rejectUnauthorized: true, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtts://127.0.0.1:${b.tlsPort}`, { username: device.id, password: secret, clientId: device.id, ca, rejectUnauthorized: true, reconnectPeriod: 0 });
     clients.push(c);
     const closed = closedWithin(c);
     c.publish(`devices/${device.id}/telemetry`, 'x'.repeat(4096), { qos: 1 });
@@ -87,7 +87,7 @@ describe('packet size guard', () => {
     const acks: Buffer[] = [];
     s.on('data', (d: Buffer) => acks.push(d));
     const str = (v: string) => Buffer.concat([Buffer.from([0, Buffer.byteLength(v)]), Buffer.from(v)]);
-    const connectBody = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 60]), str('c1'), str(device.id), str(secret)]);
+    const connectBody = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 60]), str(`${device.id}/c1`), str(device.id), str(secret)]);
     s.write(Buffer.concat([Buffer.from([0x10, connectBody.length]), connectBody]));
     // A QoS 1 PUBLISH of exactly 1024 bytes: 1 type byte + 2 length bytes + 1021.
     const topic = str(`devices/${device.id}/telemetry`);
@@ -109,7 +109,7 @@ describe('PUBACKs', () => {
   it('none before the sink holds the message; all that one commit releases leave in one socket write', async () => {
     const pending: (() => void)[] = [];
     const b = await start(() => new Promise<void>((resolve) => pending.push(resolve)));
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, clientId: device.id, reconnectPeriod: 0 });
     clients.push(c);
     const acked: number[] = [];
     c.on('packetreceive', (p) => {
@@ -171,7 +171,7 @@ describe('a sink that refuses', () => {
       calls++;
       return Promise.reject(undefined);
     });
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, clientId: device.id, reconnectPeriod: 0 });
     clients.push(c);
     let acked = 0;
     c.on('packetreceive', (p) => {

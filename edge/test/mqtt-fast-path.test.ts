@@ -1,7 +1,6 @@
 // The hand-written PUBLISH path (fast-path.ts): a device's QoS 0/1 PUBLISH to its own topics is taken
 // beside aedes with aedes' guarantees — PUBACK only after onMessage resolved, none and a closed connection
 // when it rejects, keepalive refreshed — and everything else reaches aedes unchanged and in order.
-import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -10,9 +9,10 @@ import { startMqttBroker, type MqttBroker, type MqttBrokerOptions } from '../src
 import { createEdgeMetrics, type EdgeMetrics } from '../src/metrics.ts';
 import type { Device, DeviceRegistry } from '../src/registry/registry.ts';
 import { metricValue, waitFor, testBrokerOptions } from './helpers.ts';
+import { credentialFromPlain } from '../src/registry/credentials.ts';
 
 const secret = 'dev-1-secret-value';
-const device = { id: 'dev-1', family: 'env', district: 'd', tags: {}, secretSha256: createHash('sha256').update(secret).digest() } as unknown as Device;
+const device = { id: 'dev-1', family: 'env', district: 'd', tags: {}, secret: credentialFromPlain(secret) } as unknown as Device;
 const registry: DeviceRegistry = { get: (id) => (id === device.id ? device : undefined), byMn: () => undefined, byPushKey: () => undefined, byGbAddress: () => undefined, all: () => [device], size: 1 };
 const TELEMETRY = `devices/${device.id}/telemetry`;
 
@@ -47,7 +47,7 @@ function countTaken(): { n: number } {
 }
 
 async function client(b: MqttBroker, opts: mqtt.IClientOptions = {}): Promise<mqtt.MqttClient> {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, reconnectPeriod: 0, ...opts });
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, clientId: device.id, reconnectPeriod: 0, ...opts });
   clients.push(c);
   return c;
 }
@@ -76,7 +76,7 @@ async function rawDevice(b: MqttBroker): Promise<{ s: Socket; rx: () => Buffer }
   await new Promise<void>((r) => s.once('connect', () => r()));
   const got: Buffer[] = [];
   s.on('data', (d: Buffer) => got.push(d));
-  const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 60]), str('raw-1'), str(device.id), str(secret)]);
+  const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 60]), str(`${device.id}/raw-1`), str(device.id), str(secret)]);
   s.write(Buffer.concat([Buffer.from([0x10, body.length]), body]));
   await waitFor(() => Buffer.concat(got).length >= 4, 5000, 'CONNACK');
   expect([...Buffer.concat(got).subarray(0, 4)]).toEqual([0x20, 2, 0, 0]);

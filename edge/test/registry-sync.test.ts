@@ -16,6 +16,7 @@ import { authenticateDevice } from '../src/inputs/mqtt-broker/auth.ts';
 import { loadProfiles } from '../src/profiles/load.ts';
 import { startRegistrySync, type RegistrySync } from '../src/registry/cloud-sync.ts';
 import { buildRegistry, type DeviceRegistry } from '../src/registry/registry.ts';
+import { CredentialChecker } from '../src/registry/credentials.ts';
 
 const profiles = loadProfiles([]);
 let cloud: FastifyInstance;
@@ -64,7 +65,8 @@ function liveEdge(cacheFile: string, opts: { token?: string; intervalMs?: number
   return { state, start };
 }
 
-const canLogin = (reg: DeviceRegistry, id: string, secret: string) => authenticateDevice(reg, id, Buffer.from(secret)).ok;
+const checker = new CredentialChecker();
+const canLogin = async (reg: DeviceRegistry, id: string, secret: string) => (await authenticateDevice(reg, checker, id, Buffer.from(secret))).ok;
 
 describe('cloud → edge', () => {
   it('devices imported in the cloud can log in at the edge within the poll interval, without a restart', async () => {
@@ -81,8 +83,8 @@ describe('cloud → edge', () => {
     await waitFor('the new devices at the edge', () => edge.state.registry.size === 500, 5000, 20);
     const took = Date.now() - t0;
     expect(took).toBeLessThan(200 * 1.1 + 1000); // one poll interval (+ jitter) and the fetch
-    for (const r of [rows[0]!, rows[250]!, rows[499]!]) expect(canLogin(edge.state.registry, r.id, r.credentials.secret)).toBe(true);
-    expect(canLogin(edge.state.registry, rows[0]!.id, 'wrong-secret-123')).toBe(false);
+    for (const r of [rows[0]!, rows[250]!, rows[499]!]) expect(await canLogin(edge.state.registry, r.id, r.credentials.secret)).toBe(true);
+    expect(await canLogin(edge.state.registry, rows[0]!.id, 'wrong-secret-123')).toBe(false);
     expect(edge.state.registry.get('env-sync-00001')?.tags).toMatchObject({ district: 'jinshui', site: 'site-1' });
 
     // The cache holds it, written whole (no temp file left behind).
@@ -104,12 +106,12 @@ describe('cloud → edge', () => {
     const oldSecret = created.json().credentials.secret as string;
     const sync = await edge.start();
     await waitFor('device at the edge', () => edge.state.registry.get('rot-edge-1') !== undefined, 5000, 20);
-    expect(canLogin(edge.state.registry, 'rot-edge-1', oldSecret)).toBe(true);
+    expect(await canLogin(edge.state.registry, 'rot-edge-1', oldSecret)).toBe(true);
     const rotated = await cloud.inject({ method: 'POST', url: '/v1/devices/rot-edge-1/rotate-secret', headers: bearer(admin), payload: {} });
     const newSecret = rotated.json().credentials.secret as string;
     await sync.syncNow();
-    expect(canLogin(edge.state.registry, 'rot-edge-1', newSecret)).toBe(true);
-    expect(canLogin(edge.state.registry, 'rot-edge-1', oldSecret)).toBe(false);
+    expect(await canLogin(edge.state.registry, 'rot-edge-1', newSecret)).toBe(true);
+    expect(await canLogin(edge.state.registry, 'rot-edge-1', oldSecret)).toBe(false);
   });
 });
 
@@ -141,7 +143,7 @@ describe('when things go wrong', () => {
     syncs.push(s2);
     // Served from the cache at once: the devices it knew can log in (with the secret it knew).
     expect(state.registry!.size).toBe(first.state.registry.size);
-    expect(canLogin(state.registry!, 'cached-1', 'cached-device-secret')).toBe(true);
+    expect(await canLogin(state.registry!, 'cached-1', 'cached-device-secret')).toBe(true);
     await waitFor('several failed polls', () => s2.status().failures >= 5, 5000, 10);
     const st = s2.status();
     expect(st).toMatchObject({ source: 'cache', consecutiveFailures: st.failures });

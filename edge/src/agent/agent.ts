@@ -18,6 +18,7 @@ import { TurnBudget } from './turn-budget.ts';
 import { startMqttBroker } from '../inputs/mqtt-broker/server.ts';
 import { startHj212Listener } from '../inputs/hj212-tcp/server.ts';
 import { startGb26875Listener } from '../inputs/gb26875-tcp/server.ts';
+import { CredentialChecker } from '../registry/credentials.ts';
 import { startOpcua } from '../inputs/opcua/bindings.ts';
 import { startHttpPush } from '../inputs/http-push/index.ts';
 import { startHttpServer, type Health } from '../http/server.ts';
@@ -120,7 +121,9 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   const budget = new TurnBudget(c.mqtt.messagesPerTurn);
   const onMessage: typeof ingest.mqtt = (device, kind, payload, receivedAt, meta) =>
     kind === 'events' ? ingest.mqtt(device, kind, payload, receivedAt, meta) : budget.run(() => ingest.mqtt(device, kind, payload, receivedAt, meta));
-  const mqtt = await startMqttBroker({ ...c.mqtt, registry, onMessage, metrics, log, warn });
+  // One checker for both listeners: one bound on scrypt work, one memory of devices that logged in.
+  const credentials = new CredentialChecker();
+  const mqtt = await startMqttBroker({ ...c.mqtt, registry, credentials, onMessage, metrics, log, warn });
   let opcua = await startOpcua(c, registry, ingest, metrics.registry, log, warn);
   let opcuaKey = opcuaBindingsKey(registry);
   // With registry.cloud the devices come from the cloud's registry (cached on disk, so the edge starts and
@@ -157,7 +160,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
     });
   }
   const hj212 = c.hj212.enabled
-    ? await startHj212Listener({ ...c.hj212, maxCpPairs: c.decoders.hj212.maxCpPairs, registry, ingest, metricsRegistry: metrics.registry, log, warn })
+    ? await startHj212Listener({ ...c.hj212, maxCpPairs: c.decoders.hj212.maxCpPairs, registry, credentials, ingest, metricsRegistry: metrics.registry, log, warn })
     : undefined;
   // CTWing / OneNET pushes (issue 18): a push is answered 200 only once its reports are in the queue.
   const push = c.httpPush ? await startHttpPush({ ...c.httpPush, registry, ingest, metricsRegistry: metrics.registry, log, warn }) : undefined;

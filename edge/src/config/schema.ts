@@ -1,7 +1,7 @@
 // The edge's configuration: the only truth about what can be configured. Unknown keys are refused,
 // every limit has a default; README.md documents what happens at each limit.
 import { z } from 'zod';
-import { FAMILIES } from '@citysense/proto';
+import { FAMILIES, VERIFIER_DESCRIPTION, parseVerifier } from '@citysense/proto';
 // Edge-local alerting (issue 5, item 5): its schema lives with it in edge/src/alerts/config.ts.
 import { localAlertsSchema } from '../alerts/config.ts';
 // The HTTP push receivers (issue 18): their schema and the registry's platform identities live with them.
@@ -22,9 +22,12 @@ export const deviceSchema = z
     id: z.string().regex(DEVICE_ID_PATTERN, 'device ids are 1-128 letters, digits, . _ : - (no / + #)'),
     family: z.enum(FAMILIES),
     secret: text().min(8, 'secrets are at least 8 characters').optional(),
+    /** Old registries: the unsalted sha256 of the secret; still accepted, secretHash is what to keep. */
     secretSha256: text()
       .regex(/^[0-9a-fA-F]{64}$/, 'secretSha256 is 64 hex digits (sha256 of the secret)')
       .optional(),
+    /** A salted scrypt verifier of the secret (what the cloud's slice carries; docs/security.md). */
+    secretHash: text().refine((v) => parseVerifier(v) !== undefined, VERIFIER_DESCRIPTION).optional(),
     district: z.string().min(1),
     tags: z
       .record(tagKey, z.string())
@@ -38,8 +41,11 @@ export const deviceSchema = z
         mn: z.string().regex(/^[0-9A-Za-z]{1,24}$/, 'an MN is 1-24 letters and digits (24 hex in HJ 212-2017, 14 digits in 2005)'),
         password: z.string().min(1).max(64).optional(),
         passwordSha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'passwordSha256 is 64 hex digits').optional(),
+        passwordHash: z.string().refine((v) => parseVerifier(v) !== undefined, VERIFIER_DESCRIPTION).optional(),
       })
-      .refine((h) => !(h.password !== undefined && h.passwordSha256 !== undefined), { message: 'give password or passwordSha256, not both' })
+      .refine((h) => [h.password, h.passwordSha256, h.passwordHash].filter((x) => x !== undefined).length <= 1, {
+        message: 'give one of password, passwordSha256, passwordHash',
+      })
       .optional(),
     /**
      * For GB/T 26875.3 transmission devices: the device's 6-byte source address as the frames carry it,
@@ -65,8 +71,8 @@ export const deviceSchema = z
     /** Devices reporting through China Mobile's OneNET or OneNET Studio (pushed to httpPush.onenet / onenetStudio). */
     onenet: onenetIdentitySchema.optional(),
   })
-  .refine((d) => !(d.secret !== undefined && d.secretSha256 !== undefined), {
-    message: 'give secret or secretSha256, not both',
+  .refine((d) => [d.secret, d.secretSha256, d.secretHash].filter((x) => x !== undefined).length <= 1, {
+    message: 'give one of secret, secretSha256, secretHash',
   });
 
 export const registryFileSchema = z.strictObject({ devices: z.array(deviceSchema) });
@@ -76,6 +82,20 @@ const tlsFiles = z.strictObject({
   cert: z.string().min(1).optional(),
   key: z.string().min(1).optional(),
 });
+
+/** The connection guard's limits (edge/src/inputs/guard/, docs/security.md "Listeners"), per listener. */
+const guardKeys = {
+  /** Unauthenticated connections at once; default maxConnections / 10. The rest is kept for devices that logged in. */
+  maxUnauthenticated: positiveInt.optional(),
+  /** Connections from one source address (devices behind one NAT share an address). */
+  maxConnectionsPerSource: positiveInt.default(1_000),
+  /** Unauthenticated connections from one source address. */
+  maxUnauthenticatedPerSource: positiveInt.default(32),
+  /** Wrong passwords (or unknown devices) from one source within windowMs before it is blocked for blockMs. */
+  loginThrottle: z
+    .strictObject({ maxFailures: positiveInt.default(10), windowMs: positiveInt.default(60_000), blockMs: positiveInt.default(300_000) })
+    .prefault({}),
+};
 
 export const edgeConfigSchema = z
   .strictObject({
@@ -87,7 +107,9 @@ export const edgeConfigSchema = z
         port: port.default(1883),
         maxConnections: positiveInt.default(10_000),
         maxPacketBytes: positiveInt.default(65_536),
-        connectTimeoutMs: positiveInt.default(30_000),
+        /** A connection that has not sent CONNECT and logged in within this is closed (pre-authentication timeout). */
+        connectTimeoutMs: positiveInt.default(10_000),
+        ...guardKeys,
         maxConnectsPerSecond: positiveInt.default(500),
         connectBurst: positiveInt.default(2_000),
         /**
@@ -126,6 +148,9 @@ export const edgeConfigSchema = z
         port: port.default(6212),
         maxConnections: positiveInt.default(2_000),
         idleTimeoutMs: positiveInt.default(2 * 3600_000),
+        /** A connection without a valid frame (right MN and PW) within this is closed; stations send on connect. */
+        preAuthTimeoutMs: positiveInt.default(60_000),
+        ...guardKeys,
         /** HJ 212-2017 allows 1024 bytes of data segment; some stations send longer minute data. */
         maxSegmentBytes: positiveInt.default(1024),
         tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),

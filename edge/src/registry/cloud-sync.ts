@@ -9,6 +9,10 @@
 // onUpdate comes before the cache write on purpose: the agent's buildRegistry may refuse a slice the
 // schema accepts (an unknown profile, an MN twice); such a slice is then neither applied nor cached, so
 // the cache always holds a registry this edge accepted, and a restart never starts from one it refuses.
+// Secrets at rest: the cache holds salted scrypt verifiers only (secretHash, hj212.passwordHash). A slice
+// or an old cache that still carries unsalted secretSha256 / passwordSha256 (a cloud or an edge from
+// before issue 11) is wrapped (scrypt-sha256, @citysense/proto verifier.ts) before it is applied or
+// written, and an old cache is rewritten at start; the file is created with mode 0600 (writeFileAtomic).
 // A refused or failed fetch keeps the registry in force; failures are counted (status()) and logged at a
 // bounded rate (the first at once, then one line per warnIntervalMs with the count).
 import { readFileSync } from 'node:fs';
@@ -17,6 +21,7 @@ import type { Logger } from 'pino';
 import { writeFileAtomic } from '../atomic-file.ts';
 import { formatIssues } from '../config/issues.ts';
 import { registryFileSchema, type DeviceEntry } from '../config/schema.ts';
+import { wrapSha256 } from '@citysense/proto';
 
 export interface RegistrySyncOptions {
   /** The cloud's base URL (edge config cloud.url). */
@@ -96,6 +101,24 @@ function validate(devices: unknown, what: string): DeviceEntry[] {
   return r.data.devices;
 }
 
+/** Replaces unsalted hashes by salted verifiers, in place; true when there were any. */
+async function sealLegacyHashes(devices: unknown[]): Promise<boolean> {
+  let changed = false;
+  for (const d of devices as { secretSha256?: string; secretHash?: string; hj212?: { passwordSha256?: string; passwordHash?: string } }[]) {
+    if (typeof d.secretSha256 === 'string') {
+      d.secretHash = await wrapSha256(d.secretSha256);
+      delete d.secretSha256;
+      changed = true;
+    }
+    if (d.hj212 && typeof d.hj212.passwordSha256 === 'string') {
+      d.hj212.passwordHash = await wrapSha256(d.hj212.passwordSha256);
+      delete d.hj212.passwordSha256;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
 export async function startRegistrySync(opts: RegistrySyncOptions): Promise<RegistrySync> {
   const log = opts.log.child({ module: 'registry-sync' });
   const random = opts.random ?? Math.random;
@@ -126,9 +149,17 @@ export async function startRegistrySync(opts: RegistrySyncOptions): Promise<Regi
     try {
       const c = JSON.parse(cacheText) as CacheFile;
       if (c.edge !== opts.edgeId) throw new Error(`it is edge ${String(c.edge)}'s, not ${opts.edgeId}'s`);
+      validate(c.devices, opts.cacheFile);
+      const legacy = Array.isArray(c.devices) && (await sealLegacyHashes(c.devices));
       const entries = validate(c.devices, opts.cacheFile);
       await opts.onUpdate(entries, { version: c.version, source: 'cache' });
       etag = c.etag;
+      if (legacy) {
+        // Migrated in place: no unsalted hash stays on disk; fetched again, in case the cloud has news.
+        writeFileAtomic(opts.cacheFile, JSON.stringify({ ...c, etag: null }));
+        etag = null;
+        log.info({ file: opts.cacheFile }, 'registry cache migrated: unsalted secret hashes replaced by salted verifiers');
+      }
       Object.assign(st, { version: c.version, source: 'cache', devices: entries.length });
       log.info({ file: opts.cacheFile, version: c.version, devices: entries.length }, 'registry loaded from the cache');
     } catch (err) {
@@ -185,6 +216,8 @@ export async function startRegistrySync(opts: RegistrySyncOptions): Promise<Regi
       }
       if (body.edge !== opts.edgeId) throw new SyncError('invalid', `the slice is for edge ${String(body.edge)}, not ${opts.edgeId}`);
       if (typeof body.version !== 'number' || !Number.isSafeInteger(body.version)) throw new SyncError('invalid', 'the slice has no version');
+      validate(body.devices, `registry slice v${body.version}`);
+      await sealLegacyHashes(body.devices as unknown[]);
       const entries = validate(body.devices, `registry slice v${body.version}`);
       try {
         await opts.onUpdate(entries, { version: body.version, source: 'cloud' });

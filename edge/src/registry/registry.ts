@@ -1,12 +1,12 @@
 // The device registry: which devices may connect, with which secret, and what every reading of theirs
 // is tagged with. Loaded once at start from a file (YAML or JSON) or from the config's inline list.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import type { Family } from '@citysense/proto';
 import { EdgeError } from '../errors.ts';
 import { registryFileSchema, type DeviceEntry } from '../config/schema.ts';
 import { formatIssues } from '../config/issues.ts';
+import { credentialFromPlain, credentialFromSha256, credentialFromVerifier, type StoredCredential } from './credentials.ts';
 import type { ProfileRuntime } from '../profiles/apply.ts';
 import type { ProfileSet } from '../profiles/load.ts';
 import type { CtwingIdentity, OnenetIdentity } from '../inputs/http-push/config.ts';
@@ -19,10 +19,10 @@ export interface Device {
   tags: Readonly<Record<string, string>>;
   /** The device's model: decoding, naming, ranges, value-based events. */
   profile: ProfileRuntime;
-  /** sha256 of the MQTT secret; undefined = the device has no MQTT login (e.g. read over OPC-UA). */
-  secretSha256: Buffer | undefined;
-  /** HJ 212 stations: MN and the sha256 of the access password (PW). */
-  hj212?: { mn: string; passwordSha256: Buffer | undefined };
+  /** The MQTT secret's verifier (never the secret); undefined = no MQTT login (e.g. read over OPC-UA). */
+  secret: StoredCredential | undefined;
+  /** HJ 212 stations: MN and the access password's (PW) verifier. */
+  hj212?: { mn: string; password: StoredCredential | undefined };
   /** GB/T 26875.3 transmission devices: the 6-byte source address, 12 hex digits in wire order. */
   gb26875?: { address: string };
   /** OPC-UA devices: the server and the values of the profile's NodeId placeholders. */
@@ -63,15 +63,15 @@ export interface DeviceRegistry {
   readonly size: number;
 }
 
-const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+function credential(c: { plain?: string | undefined; sha256?: string | undefined; hash?: string | undefined }): StoredCredential | undefined {
+  if (c.hash !== undefined) return credentialFromVerifier(c.hash);
+  if (c.sha256 !== undefined) return credentialFromSha256(c.sha256);
+  if (c.plain !== undefined) return credentialFromPlain(c.plain);
+  return undefined;
+}
 
 function toDevice(d: DeviceEntry, profile: ProfileRuntime): Device {
-  const secretSha256 =
-    d.secretSha256 !== undefined
-      ? Buffer.from(d.secretSha256, 'hex')
-      : d.secret !== undefined
-        ? sha256(d.secret)
-        : undefined;
+  const secret = credential({ plain: d.secret, sha256: d.secretSha256, hash: d.secretHash });
   const model = profile.profile.model;
   const device: Device = {
     id: d.id,
@@ -79,11 +79,10 @@ function toDevice(d: DeviceEntry, profile: ProfileRuntime): Device {
     district: d.district,
     tags: Object.freeze({ ...(model ? { model } : {}), ...d.tags, district: d.district }),
     profile,
-    secretSha256,
+    secret,
   };
   if (d.hj212) {
-    const pw = d.hj212.passwordSha256 !== undefined ? Buffer.from(d.hj212.passwordSha256, 'hex') : d.hj212.password !== undefined ? sha256(d.hj212.password) : undefined;
-    device.hj212 = { mn: d.hj212.mn, passwordSha256: pw };
+    device.hj212 = { mn: d.hj212.mn, password: credential({ plain: d.hj212.password, sha256: d.hj212.passwordSha256, hash: d.hj212.passwordHash }) };
   }
   if (d.gb26875) device.gb26875 = Object.freeze({ address: d.gb26875.address });
   if (d.opcua) device.opcua = Object.freeze({ server: d.opcua.server, vars: Object.freeze({ ...d.opcua.vars }) });

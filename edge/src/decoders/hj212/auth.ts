@@ -3,6 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { HJ212_ERRORS } from './errors.ts';
 import type { Hj212Frame } from './frame.ts';
+import type { CheckResult, CredentialChecker, StoredCredential } from '../../registry/credentials.ts';
 
 export type PasswordCheck = { ok: true } | { ok: false; code: 'HJ212_BAD_PASSWORD'; message: string };
 
@@ -20,4 +21,12 @@ export function checkPasswordHash(frame: Pick<Hj212Frame, 'pw' | 'mn'>, expected
     code: 'HJ212_BAD_PASSWORD',
     message: `${HJ212_ERRORS.HJ212_BAD_PASSWORD}: MN ${frame.mn}; set the same PW on the data logger and in the device's profile`,
   };
+}
+
+/**
+ * The listener's check: the PW against the station's salted verifier (or nothing, for an unknown MN,
+ * which then costs the same as a wrong PW). 'busy' when too many checks wait (a login flood).
+ */
+export function checkStationPassword(checker: CredentialChecker, stored: StoredCredential | undefined, pw: string | undefined): Promise<CheckResult> {
+  return checker.check(stored, Buffer.from(String(pw ?? ''), 'utf8'));
 }

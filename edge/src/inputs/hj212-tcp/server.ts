@@ -3,6 +3,12 @@
 // is checked (length, CRC, fields), its MN mapped to a registered station and its PW checked, and its
 // readings handed to the pipeline. The answer the frame's Flag asks for (9014 for data) is written only
 // after the sink holds the readings, as a PUBACK is on MQTT: a station that got its answer may forget.
+//
+// In front of that, the listener guard (../guard/): a connection is "authenticated" by its first valid
+// frame with a registered MN and the right PW; until then it has hj212.preAuthTimeoutMs, a share of the
+// slots and per-source caps. Wrong PWs and unknown MNs count toward the source's throttle; a blocked
+// source's connections are closed without an answer. An unknown MN is answered exactly as a wrong PW
+// (QnRtn 3, same bytes, same cost) so that registered MNs cannot be listed by asking.
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
@@ -11,7 +17,6 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import {
   Hj212StreamSplitter,
   answerFor,
-  checkPasswordHash,
   dataAnswer,
   parseFrame,
   requestAnswer,
@@ -20,6 +25,9 @@ import {
   type Hj212Frame,
 } from '../../decoders/hj212/index.ts';
 import type { DeviceRegistry } from '../../registry/registry.ts';
+import { ConnectionSlots, LoginThrottle, listenerGuardMetrics, sourceOf, type Slot, type ThrottleLimits } from '../guard/index.ts';
+import { checkStationPassword } from '../../decoders/hj212/auth.ts';
+import { CredentialChecker } from '../../registry/credentials.ts';
 import type { RateLimitedWarn } from '../../log.ts';
 import type { Ingest } from '../../agent/ingest.ts';
 
@@ -29,6 +37,14 @@ export interface Hj212ListenerOptions {
   maxConnections: number;
   /** A station silent this long is disconnected (it reconnects on its next report). */
   idleTimeoutMs: number;
+  /** A connection without a valid frame (registered MN, right PW) within this is closed. */
+  preAuthTimeoutMs?: number | undefined;
+  maxUnauthenticated?: number | undefined;
+  maxConnectionsPerSource?: number | undefined;
+  maxUnauthenticatedPerSource?: number | undefined;
+  loginThrottle?: ThrottleLimits | undefined;
+  /** Checks PWs against their salted verifiers (shared with the MQTT broker). */
+  credentials?: CredentialChecker | undefined;
   maxSegmentBytes: number;
   /** decoders.hj212.maxCpPairs (default 512). */
   maxCpPairs?: number;
@@ -59,10 +75,26 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
     answers: new Counter({ name: 'citysense_edge_hj212_answers_total', help: 'answer frames sent to stations, by command code', labelNames: ['cn'], registers: [o.metricsRegistry] }),
   };
   const sockets = new Set<Socket>();
+  const guardMetrics = listenerGuardMetrics(o.metricsRegistry);
+  const slots = new ConnectionSlots(
+    'hj212',
+    {
+      maxConnections: o.maxConnections,
+      maxUnauthenticated: Math.min(o.maxConnections, o.maxUnauthenticated ?? Math.max(1, Math.floor(o.maxConnections / 10))),
+      maxPerSource: o.maxConnectionsPerSource ?? 1_000,
+      maxUnauthenticatedPerSource: o.maxUnauthenticatedPerSource ?? 32,
+      preAuthTimeoutMs: o.preAuthTimeoutMs ?? 60_000,
+    },
+    guardMetrics,
+    o.warn,
+  );
+  const throttleLimits = o.loginThrottle ?? { maxFailures: 10, windowMs: 60_000, blockMs: 300_000 };
+  const throttle = new LoginThrottle(throttleLimits);
+  const checker = o.credentials ?? new CredentialChecker();
 
   const refuse = (sock: Socket, reason: string, detail: string, answer?: string) => {
     m.refused.inc({ reason });
-    o.warn(`hj212_${reason}`, { remote: sock.remoteAddress, detail: detail.slice(0, 200) }, `HJ 212 frame refused: ${reason}`);
+    o.warn(`hj212_${reason}`, { remote: sourceOf(sock), detail: detail.slice(0, 200) }, `HJ 212 frame refused: ${reason}`);
     if (answer) send(sock, answer);
   };
   const send = (sock: Socket, frame: string) => {
@@ -71,17 +103,38 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
     m.answers.inc({ cn: /;CN=(\d{4});/.exec(frame)?.[1] ?? 'unknown' });
   };
 
-  async function handleFrame(sock: Socket, text: string): Promise<void> {
+  async function handleFrame(sock: Socket, slot: Slot, text: string): Promise<void> {
     const r = parseFrame(text, { maxSegmentBytes: o.maxSegmentBytes, ...(o.maxCpPairs ? { maxCpPairs: o.maxCpPairs } : {}) });
     if (!r.ok) return refuse(sock, r.code, r.message, answerFor(r));
     const f: Hj212Frame = r.frame;
-    const device = o.registry.byMn(f.mn);
-    if (!device || device.profile.profile.input !== 'hj212-tcp') {
-      return refuse(sock, 'HJ212_UNKNOWN_MN', `no station with MN ${f.mn} is registered for the HJ 212 listener`, f.ackWanted ? requestAnswer(f, QN_RTN.wrongMn) : undefined);
+    if (await throttle.blockedFor(slot.source) > 0) {
+      // Blocked after repeated wrong PWs: closed, not answered, the PW not even checked.
+      guardMetrics.refused.inc({ listener: 'hj212', reason: 'throttled' });
+      o.warn('hj212_throttled', { remote: slot.source }, 'HJ 212 frame refused: source blocked after repeated wrong PWs (hj212.loginThrottle); connection closed');
+      sock.destroy();
+      return;
     }
-    const expected = device.hj212?.passwordSha256;
-    if (expected && !checkPasswordHash(f, expected).ok) {
-      return refuse(sock, 'HJ212_BAD_PASSWORD', `wrong PW for station ${device.id} (MN ${f.mn})`, f.ackWanted ? requestAnswer(f, QN_RTN.wrongPassword) : undefined);
+    const found = o.registry.byMn(f.mn);
+    const device = found && found.profile.profile.input === 'hj212-tcp' ? found : undefined;
+    // An unknown MN is checked against a dummy (same cost) and answered as a wrong PW (same bytes).
+    const check = device && !device.hj212?.password ? 'ok' : await checkStationPassword(checker, device?.hj212?.password, f.pw);
+    if (check !== 'ok' || !device) {
+      const reason = check === 'busy' ? 'HJ212_BUSY' : device ? 'HJ212_BAD_PASSWORD' : 'HJ212_UNKNOWN_MN';
+      refuse(
+        sock,
+        reason,
+        device ? `wrong PW for station ${device.id} (MN ${f.mn})` : `no station with MN ${f.mn} is registered for the HJ 212 listener`,
+        f.ackWanted ? requestAnswer(f, QN_RTN.wrongPassword) : undefined,
+      );
+      if (check !== 'busy' && (await throttle.failed(slot.source))) {
+        o.warn('hj212_source_blocked', { remote: slot.source, ...throttleLimits }, 'HJ 212 source blocked after repeated wrong PWs or unknown MNs (hj212.loginThrottle); connection closed');
+        sock.end();
+      }
+      return;
+    }
+    if (!slot.isAuthenticated) {
+      slot.authenticated();
+      sock.setTimeout(o.idleTimeoutMs, () => sock.destroy());
     }
     m.frames.inc({ cn: f.cn });
     const commands: readonly string[] = device.profile.profile.hj212?.commands ?? Object.keys(HJ212_DATA_CNS);
@@ -95,15 +148,10 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
   }
 
   const onConnection = (sock: Socket) => {
-    if (sockets.size >= o.maxConnections) {
-      m.refused.inc({ reason: 'HJ212_TOO_MANY_CONNECTIONS' });
-      o.warn('hj212_too_many_connections', { remote: sock.remoteAddress, max: o.maxConnections }, 'HJ 212 connection refused: hj212.maxConnections reached');
-      sock.destroy();
-      return;
-    }
+    const slot = slots.admit(sock);
+    if (!slot) return;
     sockets.add(sock);
     m.connections.set(sockets.size);
-    sock.setTimeout(o.idleTimeoutMs, () => sock.destroy());
     sock.on('error', () => undefined);
     sock.on('close', () => {
       sockets.delete(sock);
@@ -123,7 +171,7 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
         pending++;
         if (pending === 1) sock.pause();
         chain = chain
-          .then(() => handleFrame(sock, item.frame))
+          .then(() => (sock.destroyed ? undefined : handleFrame(sock, slot, item.frame)))
           .catch((err: unknown) => o.log.error({ err, remote: sock.remoteAddress }, 'HJ 212 frame not stored (pipeline closing?); no answer sent'))
           .finally(() => {
             if (--pending === 0 && !sock.destroyed) sock.resume();

@@ -1,7 +1,7 @@
 // Who may connect and where they may publish or subscribe. Username = deviceId, password = that
 // device's secret (contracts.md); a device lives under devices/{deviceId}/ and nowhere else.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { DeviceRegistry, Device } from '../../registry/registry.ts';
+import type { CredentialChecker } from '../../registry/credentials.ts';
 
 /** Refusal reasons at CONNECT, as counted in connect_refused_total. */
 export const CONNECT_REFUSE = {
@@ -11,6 +11,12 @@ export const CONNECT_REFUSE = {
   noMqttLogin: 'no_mqtt_login',
   maxConnections: 'max_connections',
   rateLimited: 'rate_limited',
+  /** Too many credential checks waiting (a login flood): CONNACK 3, the device retries. */
+  busy: 'busy',
+  /** The source sent too many wrong passwords (mqtt.loginThrottle): refused without checking. */
+  throttled: 'throttled',
+  /** The client id is not the device's own (clientIdBelongsTo). */
+  clientIdRejected: 'client_id_rejected',
 } as const;
 export type ConnectRefuseReason = (typeof CONNECT_REFUSE)[keyof typeof CONNECT_REFUSE];
 
@@ -25,22 +31,30 @@ export type PublishRefuseReason = (typeof PUBLISH_REFUSE)[keyof typeof PUBLISH_R
 
 export type AuthResult = { ok: true; device: Device } | { ok: false; reason: ConnectRefuseReason };
 
-// Compared against when the device is unknown, so an unknown id costs the same time as a wrong password.
-const DUMMY = createHash('sha256').update('citysense-no-such-device').digest();
-
-export function authenticateDevice(
+export async function authenticateDevice(
   registry: DeviceRegistry,
+  checker: CredentialChecker,
   username: string | undefined,
   password: Buffer | undefined,
-): AuthResult {
+): Promise<AuthResult> {
   if (!username || !password || password.length === 0) return { ok: false, reason: CONNECT_REFUSE.missingCredentials };
   const device = registry.get(username);
-  const presented = createHash('sha256').update(password).digest();
-  const expected = device?.secretSha256 ?? DUMMY;
-  const match = timingSafeEqual(presented, expected);
+  // Checked even for an unknown device (against a dummy): an unknown id costs what a wrong secret costs.
+  const r = await checker.check(device?.secret, password);
+  if (r === 'busy') return { ok: false, reason: CONNECT_REFUSE.busy };
   if (!device) return { ok: false, reason: CONNECT_REFUSE.unknownDevice };
-  if (!device.secretSha256) return { ok: false, reason: CONNECT_REFUSE.noMqttLogin };
-  return match ? { ok: true, device } : { ok: false, reason: CONNECT_REFUSE.badPassword };
+  if (!device.secret) return { ok: false, reason: CONNECT_REFUSE.noMqttLogin };
+  return r === 'ok' ? { ok: true, device } : { ok: false, reason: CONNECT_REFUSE.badPassword };
+}
+
+/**
+ * The client id rule: a device's client id is its device id, or its device id, '/', and anything
+ * (several connections of one device: "env-1/logger", "env-1/0"). '/' never occurs in a device id
+ * (DEVICE_ID_PATTERN), so no device's client ids can be another's, and a connection can take over only
+ * a session of the device it logged in as [MQTT-3.1.4-2].
+ */
+export function clientIdBelongsTo(clientId: string, deviceId: string): boolean {
+  return clientId === deviceId || (clientId.length > deviceId.length + 1 && clientId.startsWith(deviceId) && clientId[deviceId.length] === '/');
 }
 
 export type TopicKind = 'telemetry' | 'events';

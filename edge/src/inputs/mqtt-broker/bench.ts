@@ -7,7 +7,6 @@
 //
 // Loopback only; every phase is bounded by a message count and a deadline.
 import { fork } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
@@ -15,6 +14,7 @@ import { LoadGenerator } from '../../../../device-sim/src/load/generator.ts';
 import type { Device, DeviceRegistry } from '../../registry/registry.ts';
 import { createEdgeMetrics } from '../../metrics.ts';
 import { startMqttBroker } from './server.ts';
+import { credentialFromPlain } from '../../registry/credentials.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -59,7 +59,7 @@ if (args.driver !== undefined) {
   const registry: DeviceRegistry = (() => {
     const m = new Map<string, Device>();
     for (const d of devices) {
-      m.set(d.id, { id: d.id, family: 'env', district: 'bench', tags: {}, secretSha256: createHash('sha256').update(d.secret).digest() } as unknown as Device);
+      m.set(d.id, { id: d.id, family: 'env', district: 'bench', tags: {}, secret: credentialFromPlain(d.secret) } as unknown as Device);
     }
     return { get: (id) => m.get(id), byMn: () => undefined, byPushKey: () => undefined, byGbAddress: () => undefined, all: () => m.values(), size: m.size };
   })();

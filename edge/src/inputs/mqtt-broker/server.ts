@@ -15,7 +15,9 @@ import type { Device, DeviceRegistry } from '../../registry/registry.ts';
 import type { EdgeMetrics } from '../../metrics.ts';
 import type { RateLimitedWarn } from '../../log.ts';
 import type { MessageMeta, MessageRefusal } from '../../agent/ingest.ts';
-import { CONNECT_REFUSE, PUBLISH_REFUSE, authenticateDevice, authorizeTopic, deviceTopics, maySubscribe, type DeviceTopics, type TopicKind } from './auth.ts';
+import { CONNECT_REFUSE, PUBLISH_REFUSE, authenticateDevice, clientIdBelongsTo, type AuthResult, type ConnectRefuseReason, authorizeTopic, deviceTopics, maySubscribe, type DeviceTopics, type TopicKind } from './auth.ts';
+import { CredentialChecker } from '../../registry/credentials.ts';
+import { ConnectionSlots, LoginThrottle, listenerGuardMetrics, type Slot, type ThrottleLimits } from '../guard/index.ts';
 import { guardSocket, type ChunkSink } from './frame-guard.ts';
 import { FastPath, type FastSession } from './fast-path.ts';
 import { V5Session, type V5Context, type V5Login } from './v5-session.ts';
@@ -31,7 +33,15 @@ export interface MqttBrokerOptions {
   port: number;
   maxConnections: number;
   maxPacketBytes: number;
+  /** Pre-authentication timeout: CONNECT received and the device logged in within this, or closed. */
   connectTimeoutMs: number;
+  /** Guard limits (docs/security.md "Listeners"); defaults as in the config schema. */
+  maxUnauthenticated?: number | undefined;
+  maxConnectionsPerSource?: number | undefined;
+  maxUnauthenticatedPerSource?: number | undefined;
+  loginThrottle?: ThrottleLimits | undefined;
+  /** Checks secrets against their salted verifiers (shared with the HJ 212 listener). */
+  credentials?: CredentialChecker | undefined;
   /** New connections accepted per second (token bucket of `connectBurst`); more are closed at once. */
   maxConnectsPerSecond: number;
   connectBurst: number;
@@ -60,8 +70,10 @@ export interface MqttBroker {
 }
 
 // MQTT 3.1.1 CONNACK return codes [MQTT-3.2.2.3].
-const BAD_USERNAME_OR_PASSWORD = 4;
-const NOT_AUTHORIZED = 5;
+const IDENTIFIER_REJECTED = 2 as const;
+const SERVER_UNAVAILABLE = 3 as const;
+const BAD_USERNAME_OR_PASSWORD = 4 as const;
+const NOT_AUTHORIZED = 5 as const;
 
 type PublishFn = (packet: object, client: unknown, done?: (err?: Error) => void) => void;
 
@@ -81,23 +93,78 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
   const v5ByClientId = new Map<string, V5Session>();
   const v5Sessions = new Set<V5Session>();
 
-  const authenticate: AedesOptions['authenticate'] = (client, username, password, done) => {
-    const r = authenticateDevice(o.registry, username, password);
-    if (r.ok) {
-      // A 3.1.1 connection taking over an MQTT 5 one's client id closes it, as aedes does among its own.
-      v5ByClientId.get(client.id)?.takenOver();
-      const topics = deviceTopics(r.device.id);
-      // Topics aedes' handlePublish would refuse (wildcards in the id) stay on its path.
-      const plain = !/[#+]/.test(r.device.id) && topics.telemetry.split('/').length <= (broker as unknown as { maxTopicLevels: number }).maxTopicLevels;
-      const fast = plain ? { device: r.device, telemetry: Buffer.from(topics.telemetry), events: Buffer.from(topics.events) } : undefined;
-      sessions.set(client, { device: r.device, topics, fast });
-      return done(null, true);
+  const guardMetrics = listenerGuardMetrics(o.metrics.registry);
+  const slots = new ConnectionSlots(
+    'mqtt',
+    {
+      maxConnections: o.maxConnections,
+      maxUnauthenticated: Math.min(o.maxConnections, o.maxUnauthenticated ?? Math.max(1, Math.floor(o.maxConnections / 10))),
+      maxPerSource: o.maxConnectionsPerSource ?? 1_000,
+      maxUnauthenticatedPerSource: o.maxUnauthenticatedPerSource ?? 32,
+      preAuthTimeoutMs: o.connectTimeoutMs,
+    },
+    guardMetrics,
+    o.warn,
+  );
+  const throttle = new LoginThrottle(o.loginThrottle ?? { maxFailures: 10, windowMs: 60_000, blockMs: 300_000 });
+  const slotOf = new WeakMap<object, Slot>();
+  const checker = o.credentials ?? new CredentialChecker();
+
+  /**
+   * The login of both protocol paths (aedes for 3.1/3.1.1, v5-session.ts for 5), as named steps:
+   * throttled source? → credentials → client id (clientIdBelongsTo) → the slot counts as authenticated.
+   */
+  const login = async (socket: object, clientId: string, username: string | undefined, password: Buffer | undefined): Promise<AuthResult> => {
+    const slot = slotOf.get(socket);
+    const source = slot?.source ?? 'unknown';
+    if ((await throttle.blockedFor(source)) > 0) {
+      // Not even a right password gets in while the source is blocked, and it is not checked: the
+      // guesser learns nothing. "Not authorized", as for any refusal that is not about the password.
+      guardMetrics.refused.inc({ listener: 'mqtt', reason: 'throttled' });
+      return { ok: false, reason: CONNECT_REFUSE.throttled };
     }
-    o.metrics.connectRefused.inc({ reason: r.reason });
-    // The password is never logged; the username is the device id it claims.
-    o.warn(`connect_${r.reason}`, { clientId: client.id, username: username?.slice(0, 128) }, `MQTT connection refused: ${r.reason}`);
-    const code = r.reason === CONNECT_REFUSE.noMqttLogin ? NOT_AUTHORIZED : BAD_USERNAME_OR_PASSWORD;
-    done(Object.assign(new Error(r.reason), { returnCode: code }), false);
+    const r = await authenticateDevice(o.registry, checker, username, password);
+    if (!r.ok) {
+      if (r.reason !== CONNECT_REFUSE.busy && (await throttle.failed(source))) {
+        o.warn('mqtt_source_blocked', { remote: source, ...o.loginThrottle }, 'MQTT source blocked after repeated wrong passwords (mqtt.loginThrottle)');
+      }
+      return r;
+    }
+    // Another device's client id would take its session over; an empty one (MQTT 5) gets <deviceId>/<random>.
+    if (clientId !== '' && !clientIdBelongsTo(clientId, r.device.id)) return { ok: false, reason: CONNECT_REFUSE.clientIdRejected };
+    slot?.authenticated();
+    return r;
+  };
+  const codeFor = (reason: ConnectRefuseReason): 2 | 3 | 4 | 5 =>
+    reason === CONNECT_REFUSE.clientIdRejected
+      ? IDENTIFIER_REJECTED
+      : reason === CONNECT_REFUSE.busy
+        ? SERVER_UNAVAILABLE
+        : reason === CONNECT_REFUSE.noMqttLogin || reason === CONNECT_REFUSE.throttled
+          ? NOT_AUTHORIZED
+          : BAD_USERNAME_OR_PASSWORD;
+
+  const authenticate: AedesOptions['authenticate'] = (client, username, password, done) => {
+    const conn = (client as unknown as { conn: object }).conn;
+    login(conn, client.id, username, password).then(
+      (r) => {
+        if (r.ok) {
+          // A 3.1.1 connection taking over an MQTT 5 one's client id closes it, as aedes does among its own.
+          v5ByClientId.get(client.id)?.takenOver();
+          const topics = deviceTopics(r.device.id);
+          // Topics aedes' handlePublish would refuse (wildcards in the id) stay on its path.
+          const plain = !/[#+]/.test(r.device.id) && topics.telemetry.split('/').length <= (broker as unknown as { maxTopicLevels: number }).maxTopicLevels;
+          const fast = plain ? { device: r.device, telemetry: Buffer.from(topics.telemetry), events: Buffer.from(topics.events) } : undefined;
+          sessions.set(client, { device: r.device, topics, fast });
+          return done(null, true);
+        }
+        o.metrics.connectRefused.inc({ reason: r.reason });
+        // The password is never logged; the username is the device id it claims.
+        o.warn(`connect_${r.reason}`, { clientId: client.id?.slice(0, 128), username: username?.slice(0, 128) }, `MQTT connection refused: ${r.reason}`);
+        done(Object.assign(new Error(r.reason), { returnCode: codeFor(r.reason) }), false);
+      },
+      (err: unknown) => done(Object.assign(err instanceof Error ? err : new Error(String(err)), { returnCode: SERVER_UNAVAILABLE }), false),
+    );
   };
 
   const authorizePublish: AedesOptions['authorizePublish'] = (client, packet, done) => {
@@ -135,7 +202,8 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
   };
 
   const broker = await Aedes.createBroker({
-    connectTimeout: o.connectTimeoutMs,
+    // The guard's pre-auth timer (counted, logged) closes first; aedes' own is only the backstop.
+    connectTimeout: o.connectTimeoutMs + 5_000,
     authenticate,
     authorizePublish,
     authorizeSubscribe,
@@ -176,8 +244,8 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
   const fastSession = (client: unknown) => sessions.get(client as Client)?.fast;
   const fastWindow = o.maxInflightPerConnection ?? 64;
 
-  const v5Login = async (_clientId: string, username: string | undefined, password: Buffer | undefined): Promise<V5Login> => {
-    const r = authenticateDevice(o.registry, username, password);
+  const v5Login = async (clientId: string, username: string | undefined, password: Buffer | undefined, socket: Socket): Promise<V5Login> => {
+    const r = await login(socket, clientId, username, password);
     if (!r.ok) return r;
     const topics = deviceTopics(r.device.id);
     return { ok: true, device: r.device, telemetry: Buffer.from(topics.telemetry), events: Buffer.from(topics.events) };
@@ -222,11 +290,13 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
       socket.destroy();
       return;
     }
+    const slot = slots.admit(socket);
+    if (!slot) return;
+    slotOf.set(socket, slot);
     socket.setNoDelay(true);
     let v5Session: V5Session | undefined;
     // The first packet decides who serves the connection: MQTT 5 → v5-session.ts, anything else → aedes.
     const router = new ProtocolRouter((level) => {
-      clearTimeout(firstPacketTimer);
       if (level === 5) {
         const s = (v5Session = new V5Session(socket, v5, keepsUserProperties));
         return { onChunk: (chunk) => s.onChunk(chunk) };
@@ -234,12 +304,7 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
       broker.handle(conn);
       return new FastPath(socket, fastWindow, fastSession, o.onMessage, disconnectOnRefusal);
     });
-    // aedes' connect timeout starts only once it has the socket: until the first packet, this one.
-    const firstPacketTimer = setTimeout(() => {
-      o.warn('connect_timeout', { remote: socket.remoteAddress, ms: o.connectTimeoutMs }, 'MQTT connection closed: no CONNECT within mqtt.connectTimeoutMs');
-      socket.destroy();
-    }, o.connectTimeoutMs);
-    socket.once('close', () => clearTimeout(firstPacketTimer));
+    // No CONNECT, or no login, within mqtt.connectTimeoutMs: the guard's pre-auth timer (slots.ts) closes it.
     socket.on('error', () => undefined); // before the router decides, nobody else listens
     const conn = guardSocket(socket, o.maxPacketBytes, (declared) => {
       o.metrics.publishRefused.inc({ reason: PUBLISH_REFUSE.packetTooLarge });
@@ -249,11 +314,8 @@ export async function startMqttBroker(o: MqttBrokerOptions): Promise<MqttBroker>
     }, router);
   };
   const listen = async (server: Server, port: number, host: string): Promise<number> => {
-    server.maxConnections = o.maxConnections;
-    server.on('drop', () => {
-      o.metrics.connectRefused.inc({ reason: CONNECT_REFUSE.maxConnections });
-      o.warn('connect_max_connections', { max: o.maxConnections }, 'MQTT connection dropped: mqtt.maxConnections reached');
-    });
+    // No server.maxConnections: the guard (slots) counts every connection, and at the limit closes the
+    // oldest unauthenticated one rather than the newcomer.
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
