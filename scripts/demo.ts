@@ -2,7 +2,7 @@
 // one), the cloud, one edge and the device simulators; provisions the demo registry of contracts.md;
 // prints where each part listens and how to publish and query; stops everything on Ctrl-C.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import prettyPino from 'pino-pretty';
@@ -158,7 +158,7 @@ async function demoOpcuaCertificates(dir: string): Promise<{ client: OpcuaIdenti
   mkdirSync(dir, { recursive: true });
   const client = await makeOpcuaIdentity(dir, 'edge', 'urn:citysense:edge:demo', 365);
   const server = await makeOpcuaIdentity(dir, 'elevator-controller', 'urn:citysense:elevator-sim:demo', 365);
-  writeFileSync(file, JSON.stringify({ client, server, expires: Date.now() + 364 * 86400_000 }));
+  writePrivate(file, JSON.stringify({ client, server, expires: Date.now() + 364 * 86400_000 }));
   return { client, server };
 }
 
@@ -168,6 +168,12 @@ function demoAuthSecret(file: string): string {
   const secret = randomBytes(32).toString('base64url');
   writeFileSync(file, secret, { mode: 0o600 });
   return secret;
+}
+
+/** Files the demo writes that hold secrets (plain demo secrets, tokens, keys): owner only, also when rewritten. */
+function writePrivate(file: string, text: string): void {
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
 }
 
 function sha256Hex(s: string): string {
@@ -189,7 +195,7 @@ async function main(): Promise<void> {
 
   const sim = opts['no-sim'] ? [] : generateDevices({ families: ['environment', 'fire', 'nbiot'], perFamily: Number(opts['sim-devices']), seed: 2026 });
   const registryFile = join(DEMO, 'registry.yaml');
-  writeFileSync(
+  writePrivate(
     registryFile,
     `# Written by npm start (scripts/demo.ts) at each start: the demo devices of contracts.md and simulated ones.\n${YAML.stringify({ devices: [...DEMO_DEVICES, ...YAML.parse(registryYaml(sim, 2026)).devices] })}`,
   );
@@ -218,7 +224,7 @@ touches this folder. A mistake stops the cloud with the file, the rule and the k
     );
   }
   const influxUrl = env.INFLUX_URL ?? `http://127.0.0.1:${ports.influx}`;
-  writeFileSync(
+  writePrivate(
     join(DEMO, 'cloud.yaml'),
     `# Written by npm start (scripts/demo.ts) at each start.
 listen: { host: ${HOST}, port: ${ports.cloud} }
@@ -236,7 +242,7 @@ registry: { defaultEdge: ${EDGE_ID} }
 alerts: { rulesFiles: [${join(ROOT, 'cloud', 'rules')}, ${rulesDir}] }
 `,
   );
-  writeFileSync(
+  writePrivate(
     join(DEMO, 'edge.yaml'),
     `# Written by npm start (scripts/demo.ts) at each start.
 edgeId: ${EDGE_ID}

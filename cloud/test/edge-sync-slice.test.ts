@@ -9,6 +9,7 @@ import { registryFileSchema } from '../../edge/src/config/schema.ts';
 import { buildRegistry } from '../../edge/src/registry/registry.ts';
 import { loadProfiles } from '../../edge/src/profiles/load.ts';
 import { EDGE_A, EDGE_B } from './helpers.ts';
+import { parseVerifier, verifySecret } from '@citysense/proto';
 import { bearer, login, registryApp } from './registry-fixtures.ts';
 
 let app: FastifyInstance;
@@ -48,11 +49,17 @@ describe('the slice', () => {
     expect(res.headers.etag).toMatch(/^"r\d+-[0-9a-f]{12}"$/);
     const body = res.json() as { edge: string; version: number; devices: Record<string, unknown>[] };
     expect(body.edge).toBe(EDGE_A.id);
+    const verifier = expect.stringMatching(/^\$scrypt\$ln=12,r=8,p=1\$/);
     expect(body.devices).toEqual([
-      { id: 'env-s-1', family: 'environment', district: 'jinshui', profile: 'generic-json', secretSha256: sha(secrets['env-s-1']!), tags: { bureau: 'eco', site: 'st-1' } },
-      { id: 'hj-s-1', family: 'environment', district: 'jinshui', profile: 'hj212-air-station', hj212: { mn: '010000A8900016F000169DC0', passwordSha256: sha('123456') } },
-      { id: 'nb-s-1', family: 'nbiot', district: 'erqi', profile: 'nb-smoke-detector', secretSha256: sha(secrets['nb-s-1']!) },
+      { id: 'env-s-1', family: 'environment', district: 'jinshui', profile: 'generic-json', secretHash: verifier, tags: { bureau: 'eco', site: 'st-1' } },
+      { id: 'hj-s-1', family: 'environment', district: 'jinshui', profile: 'hj212-air-station', hj212: { mn: '010000A8900016F000169DC0', passwordHash: verifier } },
+      { id: 'nb-s-1', family: 'nbiot', district: 'erqi', profile: 'nb-smoke-detector', secretHash: verifier },
     ]);
+    // No unsalted hash: a dictionary of SHA-256s (with the right secret and PW in it) finds nothing.
+    const dictionary = ['123456', 'password', secrets['env-s-1']!, secrets['nb-s-1']!].map(sha);
+    for (const h of dictionary) expect(res.body).not.toContain(h);
+    const env1 = parseVerifier(body.devices[0]!.secretHash as string)!;
+    expect(await verifySecret(env1, Buffer.from(secrets['env-s-1']!))).toBe(true);
     expect(res.body).not.toContain(secrets['env-s-1']);
     expect(res.body).not.toContain('123456"');
     // The edge's own schema and registry builder take it as it is.

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testInflux } from '../../e2e/setup/influx.ts';
 import { bearer, login, registryApp } from './registry-fixtures.ts';
 import { EDGE_A } from './helpers.ts';
+import { parseVerifier, verifySecret } from '@citysense/proto';
+import { openVerifier } from '../src/registry/secrets.ts';
 
 let app: FastifyInstance;
 let admin: string;
@@ -62,8 +64,10 @@ describe('POST /v1/devices', () => {
     expect(got.statusCode).toBe(200);
     expect(got.body).not.toContain(body.credentials.secret);
     expect(got.body).not.toContain(sha(body.credentials.secret));
-    const row = app.store.db.prepare('SELECT secret_sha256 FROM devices WHERE id = ?').get('env-new-1') as { secret_sha256: string };
-    expect(row.secret_sha256).toBe(sha(body.credentials.secret));
+    // Kept only as a sealed verifier: no unsalted hash in the row.
+    const row = app.store.db.prepare('SELECT secret_sha256, secret_sealed FROM devices WHERE id = ?').get('env-new-1') as { secret_sha256: string | null; secret_sealed: string };
+    expect(row.secret_sha256).toBeNull();
+    expect(row.secret_sealed).toMatch(/^seal1:/);
     const everything = JSON.stringify(app.store.db.prepare('SELECT * FROM devices').all()) + JSON.stringify(app.store.db.prepare('SELECT * FROM audit_log').all());
     expect(everything).not.toContain(body.credentials.secret);
   });
@@ -176,8 +180,10 @@ describe('roles and credentials', () => {
     const second = res.json().credentials.secret as string;
     expect(second).toMatch(/^[A-Za-z0-9_-]{32}$/);
     expect(second).not.toBe(first);
-    const row = app.store.db.prepare('SELECT secret_sha256 FROM devices WHERE id = ?').get('rot-1') as { secret_sha256: string };
-    expect(row.secret_sha256).toBe(sha(second));
+    const row = app.store.db.prepare('SELECT secret_sealed FROM devices WHERE id = ?').get('rot-1') as { secret_sealed: string };
+    const v = parseVerifier(openVerifier(app.registryKey, row.secret_sealed))!;
+    expect(await verifySecret(v, Buffer.from(second))).toBe(true);
+    expect(await verifySecret(v, Buffer.from(first))).toBe(false);
     expect(res.json().device.secret_rotated_at).toBeTypeOf('number');
 
     const hj = await app.inject({ method: 'POST', url: '/v1/devices/hj-1/rotate-secret', headers: bearer(admin), payload: {} });

@@ -1,11 +1,12 @@
 // POST /v1/devices/import: a district's thousands of devices in one call (one transaction), bad rows
 // refused with their line numbers — all or nothing by default, the good rows with ?mode=partial.
-import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testInflux } from '../../e2e/setup/influx.ts';
 import { parseCsv } from '../src/registry/csv.ts';
 import { EDGE_A } from './helpers.ts';
+import { parseVerifier, verifySecret } from '@citysense/proto';
+import { openVerifier } from '../src/registry/secrets.ts';
 import { bearer, devicesCsv, login, registryApp } from './registry-fixtures.ts';
 
 let app: FastifyInstance;
@@ -52,9 +53,10 @@ describe('a large import', () => {
     expect(body.version).toBeGreaterThan(versionBefore);
     expect(app.store.db.prepare("SELECT DISTINCT version FROM devices WHERE id LIKE 'env-bulk-%'").all()).toEqual([{ version: body.version }]);
     expect(app.registry.size).toBeGreaterThanOrEqual(10_000);
-    const one = app.store.db.prepare('SELECT secret_sha256, site, owner_unit, expected_interval_ms, lat FROM devices WHERE id = ?').get('env-bulk-00042') as Record<string, unknown>;
+    const one = app.store.db.prepare('SELECT secret_sha256, secret_sealed, site, owner_unit, expected_interval_ms, lat FROM devices WHERE id = ?').get('env-bulk-00042') as Record<string, unknown>;
     const secret42 = body.results[41]!.credentials!.secret!;
-    expect(one).toMatchObject({ secret_sha256: createHash('sha256').update(secret42).digest('hex'), site: 'site-42', owner_unit: 'Environment Bureau, jinshui', expected_interval_ms: 60_000, lat: 34.0042 });
+    expect(one).toMatchObject({ secret_sha256: null, site: 'site-42', owner_unit: 'Environment Bureau, jinshui', expected_interval_ms: 60_000, lat: 34.0042 });
+    expect(await verifySecret(parseVerifier(openVerifier(app.registryKey, one.secret_sealed as string))!, Buffer.from(secret42))).toBe(true);
     // Audited: one summary entry and one per device.
     const audits = app.store.db.prepare("SELECT action, COUNT(*) AS n FROM audit_log WHERE actor = 'admin' GROUP BY action").all() as { action: string; n: number }[];
     expect(Object.fromEntries(audits.map((a) => [a.action, Number(a.n)]))).toMatchObject({ 'device.import': 1, 'device.create': 10_000 });

@@ -147,6 +147,11 @@ const RegistrySchema = z
     lastSeenFlushMs: z.number().int().min(100).default(10_000),
     /** Devices whose last-heard time is tracked (district summaries). */
     maxTrackedDevices: z.number().int().min(1).default(1_000_000),
+    /**
+     * The key that seals device verifiers in the store (made with mode 0600 on first start; default: beside
+     * the store's database, as registry.key). CITYSENSE_REGISTRY_KEY overrides it. docs/security.md.
+     */
+    keyFile: z.string().min(1).optional(),
   })
   .prefault({});
 

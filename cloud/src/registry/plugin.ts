@@ -10,11 +10,16 @@ import { DistrictSummaries } from './districts.ts';
 import { LastSeen } from './last-seen.ts';
 import { loadProfileCatalog, DEFAULT_PROFILES_DIR, type ProfileCatalog } from './profiles.ts';
 import { RegistryStore } from './store.ts';
+import { loadRegistryKey } from './secrets.ts';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 
 declare module 'fastify' {
   interface FastifyInstance {
     audit: AuditLog;
     registry: RegistryStore;
+    /** The key sealing device verifiers in the store (never sent anywhere). */
+    registryKey: Buffer;
     profiles: ProfileCatalog;
     lastSeen: LastSeen;
     districts: DistrictSummaries;
@@ -41,10 +46,16 @@ export const registryPlugin = shared<RegistryPluginOptions>('citysense-registry'
   if (profiles.ids().length === 0) throw new CloudConfigError('registry.profilesDirs holds no device profiles', profiles.problems);
 
   const audit = new AuditLog(app.store, now);
-  const registry = new RegistryStore(app.store, audit, { profiles, edges }, { districtEdges: rc.districtEdges, defaultEdge: rc.defaultEdge }, now);
+  // An in-memory store (tests) dies with the process: so may its key.
+  const ephemeral = app.store.path === ':memory:' && !rc.keyFile && !process.env.CITYSENSE_REGISTRY_KEY;
+  const key = ephemeral ? randomBytes(32) : loadRegistryKey(rc.keyFile ?? join(dirname(app.store.path), 'registry.key'));
+  const registry = new RegistryStore(app.store, audit, { profiles, edges }, { districtEdges: rc.districtEdges, defaultEdge: rc.defaultEdge }, key, now);
+  const migrated = await registry.migrateLegacyHashes();
+  if (migrated > 0) log.warn({ devices: migrated }, 'registry migrated: unsalted SHA-256 secret hashes replaced by sealed salted verifiers; every edge fetches its slice again');
   const lastSeen = new LastSeen(app.store, rc.maxTrackedDevices);
   app.decorate('audit', audit);
   app.decorate('registry', registry);
+  app.decorate('registryKey', key);
   app.decorate('profiles', profiles);
   app.decorate('lastSeen', lastSeen);
   app.decorate('districts', new DistrictSummaries(app.store, lastSeen, config, now));

@@ -1,5 +1,5 @@
 // The device registry in the cloud's store (node:sqlite, see store/db.ts): one row per device, secrets
-// only as SHA-256, a registry version that every change bumps, and per-edge slice versions so that an
+// only as salted scrypt verifiers sealed under the registry key (secrets.ts), a registry version that every change bumps, and per-edge slice versions so that an
 // edge polling GET /v1/edges/{id}/registry with If-None-Match gets 304 until something in its slice
 // changed. Every change and its audit entry commit in one transaction.
 import { createHash } from 'node:crypto';
@@ -7,7 +7,8 @@ import type { AuditLog } from '../audit/log.ts';
 import { CloudError } from '../errors.ts';
 import type { CloudStore } from '../store/db.ts';
 import { pushKeys, recordToInput, validateDevice, type DeviceRecord, type Issue, type ValidationContext } from './model.ts';
-import { newHj212Password, newSecret, sha256Hex } from './secrets.ts';
+import { makeVerifier, wrapSha256 } from '@citysense/proto';
+import { newHj212Password, newSecret, openVerifier, sealVerifier } from './secrets.ts';
 
 const MIGRATION = `
   CREATE TABLE devices (
@@ -50,6 +51,13 @@ const PUSH_MIGRATION = `
   CREATE INDEX device_push_keys_device ON device_push_keys (device);
 `;
 
+// Issue 11: verifiers sealed under the registry key replace the unsalted SHA-256 columns, which stay
+// (SQLite keeps old columns) but are emptied by migrateLegacyHashes() at start.
+const MIGRATION_V2 = `
+  ALTER TABLE devices ADD COLUMN secret_sealed TEXT;
+  ALTER TABLE devices ADD COLUMN hj212_password_sealed TEXT;
+`;
+
 interface Row {
   id: string;
   family: string;
@@ -67,6 +75,8 @@ interface Row {
   secret_sha256: string | null;
   hj212_mn: string | null;
   hj212_password_sha256: string | null;
+  secret_sealed: string | null;
+  hj212_password_sealed: string | null;
   opcua: string | null;
   push: string | null;
   version: number;
@@ -102,9 +112,10 @@ export interface EdgeRegistryEntry {
   family: string;
   district: string;
   profile: string;
-  secretSha256?: string;
+  /** Salted scrypt verifier of the MQTT secret (never the secret, never an unsalted hash). */
+  secretHash?: string;
   tags?: Record<string, string>;
-  hj212?: { mn: string; passwordSha256?: string };
+  hj212?: { mn: string; passwordHash?: string };
   opcua?: { server: string; vars: Record<string, string> };
   ctwing?: { deviceId?: string; imei?: string; productId?: string };
   onenet?: { deviceId?: string; imei?: string; productId?: string; deviceName?: string };
@@ -168,10 +179,13 @@ export class RegistryStore {
     private readonly audit: AuditLog,
     private readonly ctx: ValidationContext,
     private readonly assignment: EdgeAssignment,
+    /** The registry key (secrets.ts loadRegistryKey): seals and opens the verifiers. */
+    private readonly key: Buffer,
     private readonly now: () => number = Date.now,
   ) {
     store.migrate('registry-v1', MIGRATION);
     store.migrate('registry-push-v1', PUSH_MIGRATION);
+    store.migrate('registry-v2-sealed-verifiers', MIGRATION_V2);
     const db = store.db;
     this.assignmentHash = createHash('sha256')
       .update(JSON.stringify([Object.entries(assignment.districtEdges).sort(), assignment.defaultEdge ?? null]))
@@ -182,12 +196,16 @@ export class RegistryStore {
       exists: db.prepare('SELECT 1 FROM devices WHERE id = ?'),
       mnOwner: db.prepare('SELECT id FROM devices WHERE hj212_mn = ?'),
       insert: db.prepare(`INSERT INTO devices (id, family, profile, district, site, lat, lon, address, owner_unit, expected_interval_ms, edge, tags,
-          credential, secret_sha256, hj212_mn, hj212_password_sha256, opcua, version, created_at, created_by, updated_at, updated_by, secret_rotated_at)
+          credential, secret_sealed, hj212_mn, hj212_password_sealed, opcua, version, created_at, created_by, updated_at, updated_by, secret_rotated_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
       update: db.prepare(`UPDATE devices SET profile = ?, district = ?, site = ?, lat = ?, lon = ?, address = ?, owner_unit = ?, expected_interval_ms = ?,
           edge = ?, tags = ?, hj212_mn = ?, opcua = ?, version = ?, updated_at = ?, updated_by = ? WHERE id = ?`),
-      setSecret: db.prepare('UPDATE devices SET secret_sha256 = ?, version = ?, updated_at = ?, updated_by = ?, secret_rotated_at = ? WHERE id = ?'),
-      setHj212Password: db.prepare('UPDATE devices SET hj212_password_sha256 = ?, version = ?, updated_at = ?, updated_by = ?, secret_rotated_at = ? WHERE id = ?'),
+      setSecret: db.prepare('UPDATE devices SET secret_sealed = ?, secret_sha256 = NULL, version = ?, updated_at = ?, updated_by = ?, secret_rotated_at = ? WHERE id = ?'),
+      setHj212Password: db.prepare('UPDATE devices SET hj212_password_sealed = ?, hj212_password_sha256 = NULL, version = ?, updated_at = ?, updated_by = ?, secret_rotated_at = ? WHERE id = ?'),
+      legacy: db.prepare('SELECT id, secret_sha256, hj212_password_sha256 FROM devices WHERE secret_sha256 IS NOT NULL OR hj212_password_sha256 IS NOT NULL'),
+      sealLegacy: db.prepare(`UPDATE devices SET secret_sealed = coalesce(?, secret_sealed), hj212_password_sealed = coalesce(?, hj212_password_sealed),
+          secret_sha256 = NULL, hj212_password_sha256 = NULL WHERE id = ?`),
+      touchAllEdges: db.prepare('UPDATE registry_edges SET version = ?'),
       delete: db.prepare('DELETE FROM devices WHERE id = ?'),
       setPush: db.prepare('UPDATE devices SET push = ? WHERE id = ?'),
       pushOwner: db.prepare('SELECT device FROM device_push_keys WHERE key = ?'),
@@ -273,20 +291,42 @@ export class RegistryStore {
     return this.store.transaction(() => {
       const version = this.sliceVersion(edge);
       const rows = this.store.db.prepare(`SELECT * FROM devices WHERE ${cond.join(' OR ')} ORDER BY id`).all(...args) as unknown as Row[];
-      return { version, devices: rows.map(toEdgeEntry) };
+      return { version, devices: rows.map((r) => toEdgeEntry(r, this.key)) };
     });
   }
 
   // --- changing (each in one transaction with its audit entries) ---
 
-  create(input: unknown, actor: string): { device: DeviceView; credentials: Credentials } {
+  /**
+   * Replaces the unsalted SHA-256 hashes of a registry from before issue 11 by sealed verifiers that wrap
+   * them (scrypt-sha256: the devices keep their secrets), and makes every edge fetch its slice again.
+   * Run at start; ~10 ms of scrypt per credential, once.
+   */
+  async migrateLegacyHashes(): Promise<number> {
+    const rows = this.q.legacy.all() as { id: string; secret_sha256: string | null; hj212_password_sha256: string | null }[];
+    if (rows.length === 0) return 0;
+    const sealed: [string | null, string | null, string][] = [];
+    for (const r of rows) {
+      const s = r.secret_sha256 ? sealVerifier(this.key, await wrapSha256(r.secret_sha256)) : null;
+      const p = r.hj212_password_sha256 ? sealVerifier(this.key, await wrapSha256(r.hj212_password_sha256)) : null;
+      sealed.push([s, p, r.id]);
+    }
+    this.store.transaction(() => {
+      for (const row of sealed) this.q.sealLegacy.run(...row);
+      this.q.touchAllEdges.run(this.bump());
+    });
+    return rows.length;
+  }
+
+  async create(input: unknown, actor: string): Promise<{ device: DeviceView; credentials: Credentials }> {
     const v = validateDevice(input, this.ctx);
     if (!v.ok) throw new CloudError('DEVICE_INVALID', v.issues.map((i) => `${i.field}: ${i.message}`).join('; '));
+    // Hashed before the transaction: scrypt runs off the event loop, the transaction stays synchronous.
+    const { credentials, secretHash, pwHash } = await credentialsFor(v, this.key);
     return this.store.transaction(() => {
       const clash = this.clash(v.device);
       if (clash) throw new CloudError(clash.code, clash.message);
       const version = this.bump();
-      const { credentials, secretHash, pwHash } = credentialsFor(v);
       this.insert(v.device, secretHash, pwHash, version, actor);
       this.touchEdges(version, this.edgeFor(v.device));
       this.audit.record({ actor, action: 'device.create', target: `device:${v.device.id}`, details: { device: summary(v.device), credentials: Object.keys(credentials) } });
@@ -298,7 +338,7 @@ export class RegistryStore {
    * Registers many devices in one transaction. `atomic`: every row must be good, or nothing is stored
    * and the bad rows are listed. `partial`: the good rows are stored, the bad ones listed.
    */
-  import(rows: readonly ImportRow[], mode: 'atomic' | 'partial', actor: string): ImportResult {
+  async import(rows: readonly ImportRow[], mode: 'atomic' | 'partial', actor: string): Promise<ImportResult> {
     const results: ImportRowResult[] = [];
     const good: { r: ImportRowResult; v: Extract<ReturnType<typeof validateDevice>, { ok: true }> }[] = [];
     const ids = new Map<string, number>();
@@ -343,12 +383,13 @@ export class RegistryStore {
       return { mode, rows: results.length, imported: 0, refused, version: this.version, results: results.filter((r) => r.error) };
     }
     if (good.length === 0) return { mode, rows: results.length, imported: 0, refused, version: this.version, results };
+    const made = await mapLimit(good, 4, (g) => credentialsFor(g.v, this.key));
     const version = this.store.transaction(() => {
       const version = this.bump();
       const entry = this.audit.record({ actor, action: 'device.import', target: 'registry', details: { mode, rows: results.length, imported: good.length, refused } });
       const edges = new Set<string | null>();
-      for (const { r, v } of good) {
-        const { credentials, secretHash, pwHash } = credentialsFor(v);
+      for (const [i, { r, v }] of good.entries()) {
+        const { credentials, secretHash, pwHash } = made[i]!;
         this.insert(v.device, secretHash, pwHash, version, actor);
         edges.add(this.edgeFor(v.device));
         r.credentials = credentials;
@@ -420,25 +461,32 @@ export class RegistryStore {
   }
 
   /** A new secret (or HJ 212 password), returned once; the old one works until the edge has synced. */
-  rotate(id: string, which: 'mqtt' | 'hj212' | undefined, actor: string): { device: DeviceView; credentials: Credentials } {
-    return this.store.transaction(() => {
-      const row = this.q.get.get(id) as Row | undefined;
+  async rotate(id: string, which: 'mqtt' | 'hj212' | undefined, actor: string): Promise<{ device: DeviceView; credentials: Credentials }> {
+    const kindOf = (row: Row | undefined): 'mqtt' | 'hj212' => {
       if (!row) throw new CloudError('DEVICE_NOT_FOUND', id);
       const kind = which ?? (row.credential === 'none' ? undefined : (row.credential as 'mqtt' | 'hj212'));
       if (!kind) throw new CloudError('DEVICE_NO_CREDENTIAL', `${id} uses profile ${row.profile}`);
       if (kind === 'mqtt' && row.credential !== 'mqtt') throw new CloudError('DEVICE_NO_CREDENTIAL', `${id} has no MQTT login (profile ${row.profile})`);
       if (kind === 'hj212' && row.hj212_mn === null) throw new CloudError('DEVICE_NO_CREDENTIAL', `${id} is no HJ 212 station (no hj212.mn)`);
+      return kind;
+    };
+    const kind = kindOf(this.q.get.get(id) as Row | undefined);
+    const plain = kind === 'mqtt' ? newSecret() : newHj212Password();
+    const sealed = sealVerifier(this.key, await makeVerifier(plain));
+    return this.store.transaction(() => {
+      const row = this.q.get.get(id) as Row | undefined;
+      if (kindOf(row) !== kind) throw new CloudError('DEVICE_NO_CREDENTIAL', `${id} changed while its credential was made; rotate again`);
       const version = this.bump();
       const now = this.now();
       const credentials: Credentials = {};
       if (kind === 'mqtt') {
-        credentials.secret = newSecret();
-        this.q.setSecret.run(sha256Hex(credentials.secret), version, now, actor, now, id);
+        credentials.secret = plain;
+        this.q.setSecret.run(sealed, version, now, actor, now, id);
       } else {
-        credentials.hj212_password = newHj212Password();
-        this.q.setHj212Password.run(sha256Hex(credentials.hj212_password), version, now, actor, now, id);
+        credentials.hj212_password = plain;
+        this.q.setHj212Password.run(sealed, version, now, actor, now, id);
       }
-      this.touchEdges(version, this.edgeFor(row));
+      this.touchEdges(version, this.edgeFor(row!));
       this.audit.record({ actor, action: 'device.rotate_secret', target: `device:${id}`, details: { credential: kind } });
       return { device: this.get(id)!, credentials };
     });
@@ -490,7 +538,7 @@ export class RegistryStore {
     return {
       ...d,
       assigned_edge: this.edgeFor(d),
-      has_hj212_password: r.hj212_password_sha256 !== null,
+      has_hj212_password: r.hj212_password_sealed !== null || r.hj212_password_sha256 !== null,
       version: Number(r.version),
       created_at: Number(r.created_at),
       created_by: r.created_by,
@@ -501,7 +549,11 @@ export class RegistryStore {
   }
 }
 
-function credentialsFor(v: Extract<ReturnType<typeof validateDevice>, { ok: true }>): { credentials: Credentials; secretHash: string | null; pwHash: string | null } {
+/** The new credentials and their sealed verifiers (secretHash / pwHash: what the row keeps). */
+async function credentialsFor(
+  v: Extract<ReturnType<typeof validateDevice>, { ok: true }>,
+  key: Buffer,
+): Promise<{ credentials: Credentials; secretHash: string | null; pwHash: string | null }> {
   const credentials: Credentials = {};
   let secretHash: string | null = null;
   let pwHash: string | null = null;
@@ -509,16 +561,30 @@ function credentialsFor(v: Extract<ReturnType<typeof validateDevice>, { ok: true
     // A secret the operator chose is not echoed: they have it already.
     const secret = v.secret ?? newSecret();
     if (v.secret === undefined) credentials.secret = secret;
-    secretHash = sha256Hex(secret);
+    secretHash = sealVerifier(key, await makeVerifier(secret));
   }
   if (v.device.hj212) {
-    if (v.hj212Password !== undefined) pwHash = sha256Hex(v.hj212Password);
+    if (v.hj212Password !== undefined) pwHash = sealVerifier(key, await makeVerifier(v.hj212Password));
     else if (v.device.credential === 'hj212') {
       credentials.hj212_password = newHj212Password();
-      pwHash = sha256Hex(credentials.hj212_password);
+      pwHash = sealVerifier(key, await makeVerifier(credentials.hj212_password));
     }
   }
   return { credentials, secretHash, pwHash };
+}
+
+/** fn over items, at most `limit` at once (scrypt on the thread pool), results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 function rowToRecord(r: Row): DeviceRecord {
@@ -541,12 +607,12 @@ function rowToRecord(r: Row): DeviceRecord {
   };
 }
 
-function toEdgeEntry(r: Row): EdgeRegistryEntry {
+function toEdgeEntry(r: Row, key: Buffer): EdgeRegistryEntry {
   const e: EdgeRegistryEntry = { id: r.id, family: r.family, district: r.district, profile: r.profile };
-  if (r.credential === 'mqtt' && r.secret_sha256) e.secretSha256 = r.secret_sha256;
+  if (r.credential === 'mqtt' && r.secret_sealed) e.secretHash = openVerifier(key, r.secret_sealed);
   const tags = { ...parseJson<Record<string, string>>(r.tags, {}), ...(r.site !== null ? { site: r.site } : {}) };
   if (Object.keys(tags).length) e.tags = tags;
-  if (r.hj212_mn !== null) e.hj212 = { mn: r.hj212_mn, ...(r.hj212_password_sha256 ? { passwordSha256: r.hj212_password_sha256 } : {}) };
+  if (r.hj212_mn !== null) e.hj212 = { mn: r.hj212_mn, ...(r.hj212_password_sealed ? { passwordHash: openVerifier(key, r.hj212_password_sealed) } : {}) };
   const opcua = parseJson<EdgeRegistryEntry['opcua'] | null>(r.opcua, null);
   if (opcua) e.opcua = opcua;
   // The edge's registry names the identities in camelCase (edge/src/inputs/http-push/config.ts).

@@ -2,7 +2,7 @@
 // SQLite database: node:sqlite, which Node 24 ships, so there is no native addon to build on an edge box
 // or a city's server. WAL with synchronous=FULL: a committed mark survives a crash of the process or the
 // machine. Each feature owns its tables and creates them through migrate(), idempotently.
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 
@@ -17,7 +17,13 @@ export interface CloudStore {
 }
 
 export function openCloudStore(path: string): CloudStore {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true });
+    // The database holds sealed device verifiers, operators' password hashes and audit details: owner
+    // only. SQLite gives its -wal and -shm files the database file's mode.
+    closeSync(openSync(path, 'a', 0o600));
+    chmodSync(path, 0o600);
+  }
   const db = new DatabaseSync(path);
   db.exec(`
     PRAGMA journal_mode = WAL;

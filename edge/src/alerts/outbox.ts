@@ -71,7 +71,7 @@ export class LocalOutbox {
       ob.apply(l);
     }
     ob.rewrite();
-    ob.fh = await open(file, 'a');
+    ob.fh = await open(file, 'a', 0o600);
     return ob;
   }
 
@@ -121,7 +121,7 @@ export class LocalOutbox {
         await this.fh.close();
         this.fh = undefined;
         this.rewrite();
-        this.fh = await open(this.file, 'a');
+        this.fh = await open(this.file, 'a', 0o600);
       }
     };
     const p = this.chain.then(run);

@@ -23,7 +23,7 @@ async function fsyncDir(dir: string): Promise<void> {
 }
 
 async function writeDurably(path: string, data: Uint8Array | string): Promise<void> {
-  const fh = await open(path, 'w');
+  const fh = await open(path, 'w', 0o600);
   try {
     await fh.writeFile(data);
     await fh.datasync();
@@ -56,7 +56,7 @@ class FileLog extends BufferedLog {
   }
 
   protected async createStored(seg: number): Promise<void> {
-    const fh = await open(this.path(seg), 'w');
+    const fh = await open(this.path(seg), 'w', 0o600);
     this.handles.set(seg, fh);
     await fsyncDir(this.dir); // the new file's name is durable before anything in it counts
   }

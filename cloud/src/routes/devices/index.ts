@@ -71,7 +71,7 @@ export const deviceRoutes: FastifyPluginAsync<DeviceRoutesOptions> = async (app,
     if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) {
       throw new CloudError('DEVICE_INVALID', 'send one device as a JSON object (for many, POST text/csv to /v1/devices/import)');
     }
-    const out = app.registry.create(req.body, actor(req));
+    const out = await app.registry.create(req.body, actor(req));
     reply.code(201).header('cache-control', 'no-store');
     return out;
   });
@@ -85,7 +85,7 @@ export const deviceRoutes: FastifyPluginAsync<DeviceRoutesOptions> = async (app,
     const mode = str(q, 'mode') ?? 'atomic';
     if (mode !== 'atomic' && mode !== 'partial') throw new CloudError('BAD_REQUEST', 'mode is atomic (default: all rows or none) or partial (the good rows)');
     const rows = csvToImportRows(req.body, rc.maxImportRows);
-    const result = app.registry.import(rows, mode, actor(req));
+    const result = await app.registry.import(rows, mode, actor(req));
     reply.header('cache-control', 'no-store');
     if (mode === 'atomic' && result.refused > 0) {
       const e = new CloudError('IMPORT_REFUSED', `${result.refused} of ${result.rows} rows refused`);
