@@ -49,7 +49,7 @@ describe('the slice', () => {
     expect(res.headers.etag).toMatch(/^"r\d+-[0-9a-f]{12}"$/);
     const body = res.json() as { edge: string; version: number; devices: Record<string, unknown>[] };
     expect(body.edge).toBe(EDGE_A.id);
-    const verifier = expect.stringMatching(/^\$scrypt\$ln=12,r=8,p=1\$/);
+    const verifier = expect.stringMatching(/^\$scrypt\$ln=10,r=8,p=1\$/);
     expect(body.devices).toEqual([
       { id: 'env-s-1', family: 'environment', district: 'jinshui', profile: 'generic-json', secretHash: verifier, tags: { bureau: 'eco', site: 'st-1' } },
       { id: 'hj-s-1', family: 'environment', district: 'jinshui', profile: 'hj212-air-station', hj212: { mn: '010000A8900016F000169DC0', passwordHash: verifier } },

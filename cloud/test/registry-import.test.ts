@@ -62,8 +62,10 @@ describe('a large import', () => {
     expect(Object.fromEntries(audits.map((a) => [a.action, Number(a.n)]))).toMatchObject({ 'device.import': 1, 'device.create': 10_000 });
     // Reasonably fast (validation, hashing, 20,000 rows written): a few seconds at most on a slow CI box.
     console.log(`import of 10,000 devices: ${Math.round(ms)} ms`);
-    expect(ms).toBeLessThan(15_000);
-  }, 60_000);
+    // Each secret costs a salted scrypt (issue 11, docs/security.md "Secrets at rest"), ~2.5 ms of a
+    // thread-pool thread: 10,000 on 2 cores is ~25 s of the bound.
+    expect(ms).toBeLessThan(60_000);
+  }, 120_000);
 });
 
 describe('bad rows', () => {

@@ -2,15 +2,15 @@
 // further there, cloud/src/registry/secrets.ts), the registry slice an edge fetches and caches, an edge's
 // registry file: never the secret and never an unsalted hash, but a salted scrypt hash in PHC notation:
 //
-//   $scrypt$ln=12,r=8,p=1$<salt, base64>$<hash, base64>          scrypt(secret, salt)
-//   $scrypt-sha256$ln=12,r=8,p=1$<salt, base64>$<hash, base64>   scrypt(sha256(secret), salt)
+//   $scrypt$ln=10,r=8,p=1$<salt, base64>$<hash, base64>          scrypt(secret, salt)
+//   $scrypt-sha256$ln=10,r=8,p=1$<salt, base64>$<hash, base64>   scrypt(sha256(secret), salt)
 //
 // The second wraps an old unsalted SHA-256 (a registry's secretSha256) without knowing the secret, so
 // old registries migrate at once; verifying costs the same. Part of the edge↔cloud contract (the slice
-// carries it), hence here. Why scrypt at ln=12 (4 MiB, ~10 ms): docs/security.md "Secrets at rest".
+// carries it), hence here. Why scrypt at ln=10 (1 MiB, ~3 ms): docs/security.md "Secrets at rest".
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
-export const VERIFIER_COST = Object.freeze({ ln: 12, r: 8, p: 1 });
+export const VERIFIER_COST = Object.freeze({ ln: 10, r: 8, p: 1 });
 /** Costs a verifier may name: a slice cannot make an edge spend more than 2^16 × r=8 (64 MiB) per check. */
 const MAX_LN = 16;
 const MAX_R = 16;
@@ -37,7 +37,7 @@ export function parseVerifier(text: string): Verifier | undefined {
   return { kind: m[1] as Verifier['kind'], ln, r, p, salt: Buffer.from(m[5]!, 'base64'), hash: Buffer.from(m[6]!, 'base64') };
 }
 
-export const VERIFIER_DESCRIPTION = 'a salted scrypt verifier: $scrypt$ln=12,r=8,p=1$<salt>$<hash> (or $scrypt-sha256$...)';
+export const VERIFIER_DESCRIPTION = 'a salted scrypt verifier: $scrypt$ln=10,r=8,p=1$<salt>$<hash> (or $scrypt-sha256$...)';
 
 function derive(input: Buffer, v: Pick<Verifier, 'ln' | 'r' | 'p' | 'salt'>): Promise<Buffer> {
   // The async scrypt runs on libuv's thread pool, never on the event loop.

@@ -300,7 +300,7 @@ export class RegistryStore {
   /**
    * Replaces the unsalted SHA-256 hashes of a registry from before issue 11 by sealed verifiers that wrap
    * them (scrypt-sha256: the devices keep their secrets), and makes every edge fetch its slice again.
-   * Run at start; ~10 ms of scrypt per credential, once.
+   * Run at start; ~3 ms of scrypt per credential, once.
    */
   async migrateLegacyHashes(): Promise<number> {
     const rows = this.q.legacy.all() as { id: string; secret_sha256: string | null; hj212_password_sha256: string | null }[];

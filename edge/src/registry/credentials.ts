@@ -5,7 +5,7 @@
 //   sha256    in memory only: a registry file's plain secret / password, or its old secretSha256 /
 //             passwordSha256 (kept working; the file is the operator's, docs/security.md says to move on)
 //
-// scrypt costs ~10 ms of a thread-pool thread, so a device whose secret matched once is remembered as an
+// scrypt costs ~3 ms of a thread-pool thread, so a device whose secret matched once is remembered as an
 // HMAC of that secret under a key that exists only in this process: a device reconnecting (the common
 // storm) costs microseconds, and a wrong or unknown one always pays the full scrypt — unknown ids and MNs
 // cost what wrong passwords cost, so timing does not tell which ids exist. At most `maxParallel` scrypt
@@ -13,7 +13,7 @@
 // `maxWaiting` waiting checks, check() answers 'busy' at once (hand-written: twenty lines, no queue
 // library needed for a counter and a FIFO of resolvers).
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { parseVerifier, verifySecret, type Verifier } from '@citysense/proto';
+import { VERIFIER_COST, parseVerifier, verifySecret, type Verifier } from '@citysense/proto';
 
 export type StoredCredential = { kind: 'verifier'; verifier: Verifier; text: string } | { kind: 'sha256'; hash: Buffer };
 
@@ -34,7 +34,7 @@ export function credentialFromSha256(hex: string): StoredCredential {
 }
 
 // What an unknown device is checked against, so it costs the same as a known one.
-const DUMMY = parseVerifier('$scrypt$ln=12,r=8,p=1$Y2l0eXNlbnNlLW5vLWRldmljZQ==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=')!;
+const DUMMY: Verifier = { kind: 'scrypt', ...VERIFIER_COST, salt: Buffer.from('citysense-no-device'), hash: Buffer.alloc(32) };
 
 export interface CredentialCheckerOptions {
   /** scrypt checks running at once (libuv's pool has 4 threads; the disk queue needs some). */
