@@ -2,7 +2,6 @@
 // -V mqttv5. CONNACK properties, QoS 0/1, topic aliases, Receive Maximum, every refusal's reason code,
 // enhanced authentication refused, and the MQTT 3.1.1 refusal policy beside it.
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
@@ -13,6 +12,7 @@ import { connectLevel } from '../src/inputs/mqtt-broker/server.ts';
 import { createEdgeMetrics, type EdgeMetrics } from '../src/metrics.ts';
 import type { Device, DeviceRegistry } from '../src/registry/registry.ts';
 import { metricValue, waitFor, testBrokerOptions } from './helpers.ts';
+import { credentialFromPlain } from '../src/registry/credentials.ts';
 
 const run = promisify(execFile);
 const secret = 'dev-1-secret-value';
@@ -21,7 +21,7 @@ const device = {
   family: 'env',
   district: 'd',
   tags: {},
-  secretSha256: createHash('sha256').update(secret).digest(),
+  secret: credentialFromPlain(secret),
   profile: { profile: { userProperties: { tags: ['floor'], maxValueLength: 128 } } },
 } as unknown as Device;
 const registry: DeviceRegistry = { get: (id) => (id === device.id ? device : undefined), byMn: () => undefined, byPushKey: () => undefined, byGbAddress: () => undefined, all: () => [device], size: 1 };
@@ -278,7 +278,7 @@ describe('MQTT 3.1.1 refusal policy (mqtt.v3RefusalPolicy)', () => {
 
   it('puback (default): the refused message and a foreign topic are acknowledged, the connection stays', async () => {
     const b = await start(refusing);
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, clientId: device.id, reconnectPeriod: 0 });
     clients.push(c);
     await c.publishAsync(TELEMETRY, 'bad', { qos: 1 });
     await c.publishAsync('devices/dev-2/telemetry', 'spoof', { qos: 1 });
@@ -289,7 +289,7 @@ describe('MQTT 3.1.1 refusal policy (mqtt.v3RefusalPolicy)', () => {
   for (const [what, topic] of [['a refused payload', TELEMETRY], ['a foreign topic', 'devices/dev-2/telemetry']] as const) {
     it(`disconnect: ${what} gets no PUBACK and closes the connection`, async () => {
       const b = await start(refusing, { v3RefusalPolicy: 'disconnect' });
-      const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, reconnectPeriod: 0 });
+      const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { username: device.id, password: secret, clientId: device.id, reconnectPeriod: 0 });
       clients.push(c);
       let acked = 0;
       c.on('packetreceive', (p) => {
