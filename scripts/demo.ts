@@ -14,6 +14,7 @@ import { startWebhookReceiver, type WebhookReceiver } from './webhook-receiver.t
 import { randomBytes } from 'node:crypto';
 import { freePort, influxdConfig, portInUse, waitFor } from './influxd.ts';
 import { Supervisor, type Component } from './supervisor.ts';
+import { csvCell, quoteCell } from '../cloud/src/csv/cell.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values: opts } = parseArgs({
@@ -108,10 +109,6 @@ function readable(line: string): string | undefined {
   }
 }
 
-const csvCell = (v: unknown) => {
-  const t = v === undefined || v === null ? '' : String(v);
-  return /[",\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
-};
 const kv = (o: Record<string, string> | undefined) => (o ? Object.entries(o).map(([k, v]) => `${k}=${v}`).join(';') : '');
 
 /**
@@ -132,7 +129,9 @@ async function provisionRegistry(base: string, registryFile: string): Promise<st
     const ct = d.ctwing as { device_id?: string; imei?: string; product_id?: string } | undefined;
     const on = d.onenet as { product_id?: string; device_name?: string } | undefined;
     return [d.id, d.family, d.district, d.profile ?? 'generic-json', site, d.secret, kv(tags), h?.mn, h?.password, o?.server, kv(o?.vars), ct?.device_id, ct?.imei, ct?.product_id, on?.product_id, on?.device_name]
-      .map(csvCell)
+      // Neutralised against formula injection like every CSV citysense writes; the credential columns
+      // (secret, hj212_password) are taken by the import exactly as written, so they are only quoted.
+      .map((v, i) => (i === 5 || i === 8 ? quoteCell(v) : csvCell(v)))
       .join(',');
   });
   const res = await fetch(`${base}/v1/devices/import?mode=partial`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' }, body: [header, ...rows].join('\n') + '\n' });

@@ -79,6 +79,28 @@ export class AuditLog {
     return { seq: Number(r.lastInsertRowid), ts, actor: e.actor, action: e.action, target: e.target, details };
   }
 
+  /**
+   * Replaces values in the details of every entry about `target` (erasure of personal data when a
+   * device is deleted: entries written before masking existed still hold the values). Returns how many
+   * entries changed. The entries themselves (who did what, when) stay.
+   */
+  redact(target: string, replace: readonly (readonly [string, string])[]): number {
+    if (replace.length === 0) return 0;
+    const rows = this.store.db.prepare('SELECT seq, details FROM audit_log WHERE target = ?').all(target) as { seq: number; details: string }[];
+    const update = this.store.db.prepare('UPDATE audit_log SET details = ? WHERE seq = ?');
+    let n = 0;
+    for (const r of rows) {
+      let d = r.details;
+      // Values are matched as JSON strings, so only whole string values are replaced.
+      for (const [from, to] of replace) d = d.split(JSON.stringify(from)).join(JSON.stringify(to));
+      if (d !== r.details) {
+        update.run(d, r.seq);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Newest first. */
   list(f: AuditFilter): AuditEntry[] {
     const where: string[] = [];

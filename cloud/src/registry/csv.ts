@@ -8,6 +8,7 @@
 //   opcua_server, opcua_vars ("car=1;bank=A"), secret (an MQTT secret to use instead of a generated one),
 //   ctwing_device_id, ctwing_imei, ctwing_product_id, onenet_device_id, onenet_imei, onenet_product_id,
 //   onenet_device_name (devices reporting through CTWing / OneNET pushes)
+import { restoreCell } from '../csv/cell.ts';
 import { CloudError } from '../errors.ts';
 import type { ImportRow } from './store.ts';
 
@@ -141,7 +142,9 @@ export function csvToImportRows(text: string, maxRows: number): ImportRow[] {
     const v: Record<string, string> = {};
     cols.forEach((c, i) => {
       const f = rec.fields[i]!;
-      if (f.trim() !== '') v[c] = c === 'secret' || c === 'hj212_password' ? f : f.trim();
+      // Cells citysense wrote were neutralised against formula injection (csv/cell.ts): take the `'` off
+      // again. Credentials are never exported, and taken exactly as written.
+      if (f.trim() !== '') v[c] = c === 'secret' || c === 'hj212_password' ? f : restoreCell(f.trim());
     });
     const input: Record<string, unknown> = {};
     for (const k of ['id', 'family', 'district', 'profile', 'site', 'owner_unit', 'expected_interval', 'edge', 'secret'] as const) {

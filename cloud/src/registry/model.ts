@@ -32,11 +32,8 @@ const tagValue = (max: number) =>
 const platformId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, '1-128 letters, digits, . _ : -');
 const imei = z.string().regex(/^\d{15}$/, 'an IMEI is 15 digits');
 
-/**
- * Registry fields that are personal data (PIPL: they identify a subscriber's module). Until the
- * registry's personal-data classification (issue 11) covers them, this list is where they are named.
- */
-export const PERSONAL_FIELDS = ['ctwing.imei', 'onenet.imei'] as const;
+// Which fields are personal data (owner_unit, location.address, the IMEIs) and how they are masked:
+// personal.ts (PERSONAL_FIELDS).
 
 export interface CtwingIdentity {
   device_id?: string;
@@ -85,7 +82,7 @@ export const DeviceInputSchema = z.strictObject({
   /**
    * Devices reporting through an operator platform's push (issue 18, docs/protocols/ctwing.md, onenet.md):
    * how the platform names them. The IMEI is PERSONAL DATA (it identifies a subscriber's module, like the
-   * IMSI, which citysense never stores): see PERSONAL_FIELDS.
+   * IMSI, which citysense never stores): see personal.ts.
    */
   ctwing: z
     .strictObject({ device_id: platformId.optional(), imei: imei.optional(), product_id: platformId.optional() })

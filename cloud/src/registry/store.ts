@@ -9,6 +9,7 @@ import type { CloudStore } from '../store/db.ts';
 import { pushKeys, recordToInput, validateDevice, type DeviceRecord, type Issue, type ValidationContext } from './model.ts';
 import { makeVerifier, wrapSha256 } from '@citysense/proto';
 import { newHj212Password, newSecret, openVerifier, sealVerifier } from './secrets.ts';
+import { maskDevice } from './personal.ts';
 
 const MIGRATION = `
   CREATE TABLE devices (
@@ -439,9 +440,12 @@ export class RegistryStore {
         d.expected_interval_ms, d.edge, JSON.stringify(d.tags), d.hj212?.mn ?? null, d.opcua ? JSON.stringify(d.opcua) : null, version, now, actor, id,
       );
       this.touchEdges(version, this.edgeFor(before), this.edgeFor(d));
+      // Personal values enter the audit log masked (personal.ts): the log outlives the device.
       const changes: Record<string, { from: unknown; to: unknown }> = {};
+      const mb = maskDevice(before);
+      const md = maskDevice(d);
       for (const k of Object.keys(d) as (keyof DeviceRecord)[]) {
-        if (JSON.stringify(before[k]) !== JSON.stringify(d[k])) changes[k] = { from: before[k], to: d[k] };
+        if (JSON.stringify(before[k]) !== JSON.stringify(d[k])) changes[k] = { from: mb[k], to: md[k] };
       }
       this.audit.record({ actor, action: 'device.update', target: `device:${id}`, details: { changes } });
       return this.get(id)!;
@@ -456,7 +460,17 @@ export class RegistryStore {
       this.q.dropPushKeys.run(id);
       const version = this.bump();
       this.touchEdges(version, this.edgeFor(row));
-      this.audit.record({ actor, action: 'device.delete', target: `device:${id}`, details: { device: summary(rowToRecord(row)) } });
+      // Erasure: the row held the device's personal data; older audit entries about it may still hold
+      // them whole (written before masking), so they are masked there too.
+      const gone = rowToRecord(row);
+      const masked = maskDevice(gone);
+      const erase: [string, string][] = [];
+      if (gone.owner_unit) erase.push([gone.owner_unit, masked.owner_unit!]);
+      if (gone.location?.address) erase.push([gone.location.address, masked.location!.address!]);
+      if (gone.ctwing?.imei) erase.push([gone.ctwing.imei, masked.ctwing!.imei!]);
+      if (gone.onenet?.imei) erase.push([gone.onenet.imei, masked.onenet!.imei!]);
+      this.audit.redact(`device:${id}`, erase);
+      this.audit.record({ actor, action: 'device.delete', target: `device:${id}`, details: { device: summary(gone) } });
     });
   }
 
@@ -629,8 +643,9 @@ function defined<T extends Record<string, string | undefined>>(o: T): { [K in ke
 }
 
 /** What an audit entry says about a device (no credentials). */
+/** A device for the audit log: personal values masked (personal.ts), empty fields left out. */
 function summary(d: DeviceRecord): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(d)) if (v !== null && !(typeof v === 'object' && Object.keys(v).length === 0)) out[k] = v;
+  for (const [k, v] of Object.entries(maskDevice(d))) if (v !== null && !(typeof v === 'object' && Object.keys(v).length === 0)) out[k] = v;
   return out;
 }

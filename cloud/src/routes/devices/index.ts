@@ -2,7 +2,10 @@
 //   GET    /v1/devices                      list (?district=&family=&edge=&profile=&after=&limit=)   viewer+
 //   POST   /v1/devices                      register one device; its credential is in the answer, once   admin
 //   POST   /v1/devices/import               text/csv, thousands at once (?mode=atomic|partial)       admin
+//   GET    /v1/devices/export               the registry as CSV (same filters), no credentials       viewer+
 //   GET    /v1/devices/{id}                 one device                                                viewer+
+// Personal fields (registry/personal.ts) are masked for viewers and operators; admins see them whole and
+// each such read is audited (device.personal_read: device ids and fields, never the values).
 //   PATCH  /v1/devices/{id}                  change fields (not id, family or credentials)             admin
 //   DELETE /v1/devices/{id}                                                                            admin
 //   POST   /v1/devices/{id}/rotate-secret   a new secret / HJ 212 password, in the answer, once        admin
@@ -16,7 +19,9 @@ import { CloudError } from '../../errors.ts';
 import { parseEvery, parseFn, parseMetrics, parseTime } from '../../query/influxql.ts';
 import { SOURCES, type Source } from '../../query/service.ts';
 import { csvToImportRows } from '../../registry/csv.ts';
-import { DEVICE_ID_PATTERN } from '../../registry/model.ts';
+import { csvHeader, deviceCsvLine } from '../../registry/csv-export.ts';
+import { DEVICE_ID_PATTERN, type DeviceRecord } from '../../registry/model.ts';
+import { maskDevice, personalFieldsOf } from '../../registry/personal.ts';
 
 export interface DeviceRoutesOptions extends Record<string, unknown> {
   config: CloudConfig;
@@ -50,6 +55,22 @@ export const deviceRoutes: FastifyPluginAsync<DeviceRoutesOptions> = async (app,
 
   app.addContentTypeParser(['text/csv', 'application/csv'], { parseAs: 'string', bodyLimit: rc.maxImportBytes }, (_req, body, done) => done(null, body));
 
+  /**
+   * What this operator may see of these devices: admins the whole values, with one audit entry naming
+   * the devices and fields read (never the values); everyone else the masked ones.
+   */
+  function forReader<T extends DeviceRecord>(req: FastifyRequest, devices: T[], how: string): T[] {
+    if (req.operator?.role !== 'admin') return devices.map((d) => maskDevice(d));
+    const read = devices.flatMap((d) => {
+      const fields = personalFieldsOf(d);
+      return fields.length ? [{ id: d.id, fields }] : [];
+    });
+    if (read.length) {
+      app.audit.record({ actor: actor(req), action: 'device.personal_read', target: read.length === 1 ? `device:${read[0]!.id}` : 'registry', details: { via: how, devices: read.slice(0, 1000), count: read.length } });
+    }
+    return devices;
+  }
+
   app.get('/v1/devices', viewer, async (req) => {
     const q = req.query as Record<string, unknown>;
     const limitText = str(q, 'limit');
@@ -64,7 +85,24 @@ export const deviceRoutes: FastifyPluginAsync<DeviceRoutesOptions> = async (app,
       limit,
     });
     const last = devices[devices.length - 1];
-    return { devices, next: devices.length === limit && last ? last.id : null, registry_version: app.registry.version };
+    return { devices: forReader(req, devices, 'GET /v1/devices'), next: devices.length === limit && last ? last.id : null, registry_version: app.registry.version };
+  });
+
+  // The registry as CSV, page by page from the store (bounded memory per page); the import's columns
+  // without credentials, every cell neutralised against formula injection (csv/cell.ts).
+  app.get('/v1/devices/export', viewer, async (req, reply) => {
+    const q = req.query as Record<string, unknown>;
+    const filter = { district: str(q, 'district'), family: str(q, 'family'), edge: str(q, 'edge'), profile: str(q, 'profile') };
+    const lines = [csvHeader()];
+    let after: string | undefined;
+    for (;;) {
+      const page = app.registry.list({ ...filter, after, limit: rc.maxPageSize });
+      for (const d of forReader(req, page, 'GET /v1/devices/export')) lines.push(deviceCsvLine(d));
+      if (page.length < rc.maxPageSize) break;
+      after = page[page.length - 1]!.id;
+    }
+    reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="citysense-devices.csv"').header('cache-control', 'no-store');
+    return lines.join('\r\n') + '\r\n';
   });
 
   app.post('/v1/devices', admin, async (req, reply) => {
@@ -99,7 +137,7 @@ export const deviceRoutes: FastifyPluginAsync<DeviceRoutesOptions> = async (app,
   app.get('/v1/devices/:id', viewer, async (req) => {
     const d = app.registry.get(idParam(req));
     if (!d) throw new CloudError('DEVICE_NOT_FOUND', (req.params as { id: string }).id);
-    return d;
+    return forReader(req, [d], 'GET /v1/devices/{id}')[0];
   });
 
   app.patch('/v1/devices/:id', admin, async (req) => {
