@@ -46,7 +46,7 @@ beforeAll(async () => {
           privateKeyFile: pki.client.privateKeyFile,
           trustedServerCertificates: [pki.server.certificateFile],
         },
-        servers: [{ id: 'erqi-tower', endpoint: sim.endpoint, securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256', reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } }],
+        servers: [{ id: 'erqi-tower', endpoint: sim.endpoint, securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256', reconnect: { initialDelayMs: 100, maxDelayMs: 1000 }, maxSilenceMs: 5000 }],
       },
     },
   );
@@ -81,7 +81,10 @@ describe('OPC-UA elevator controller → edge → cloud → InfluxDB', () => {
       return events.length > 0;
     }, 20_000);
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ family: 'elevator', priority: 'alarm', district: 'erqi', attr_passenger_present: 'true' });
+    // The fault code arrives alone (the simulator publishes one variable at a time): floor, door zone
+    // and passenger come from the last known values.
+    await waitFor('the controller published the fault', () => sim.pendingChanges(2) === 0, 20_000);
+    expect(events[0]).toMatchObject({ family: 'elevator', priority: 'alarm', district: 'erqi', attr_passenger_present: 'true', attr_door_zone: 'false' });
     expect(Number(events[0]!.attr_floor)).toBe(car.state().Floor);
     car.clearFault();
     await waitFor('entrapment_cleared', async () => (await stack.influx.query(`SELECT * FROM events WHERE device_id = 'elev-erqi-2' AND type = 'entrapment_cleared'`)).length === 1, 20_000);
@@ -116,5 +119,20 @@ describe('OPC-UA elevator controller → edge → cloud → InfluxDB', () => {
     await waitFor('a reading after the restart', async () => (await stack.influx.query(`SELECT * FROM elevator WHERE time > ${after}ms`)).length > 0, 30_000);
     await waitFor('18 monitored items on the controller', () => sim.monitoredItemCount() === 18, 20_000);
     expect(stack.edge.health().opcua[0]).toMatchObject({ server: 'erqi-tower', state: 'connected', monitoredItems: 18 });
+  });
+
+  it('/healthz reports each OPC-UA server\'s state, and turns degraded when the controller falls silent', async () => {
+    await waitFor('healthy', () => stack.edge.health().opcua[0]?.healthy === true, 20_000);
+    const res = await fetch(`http://127.0.0.1:${stack.edge.httpPort}/healthz`);
+    const body = (await res.json()) as { opcua: Array<Record<string, unknown>> };
+    expect(body.opcua[0]).toMatchObject({ server: 'erqi-tower', connected: true, healthy: true, monitoredItems: 18, boundItems: 18, itemsRefused: 0 });
+    expect(typeof body.opcua[0]!.secondsSinceNotification).toBe('number');
+    expect(body.opcua[0]).toHaveProperty('recoveries');
+    const metrics = await (await fetch(`http://127.0.0.1:${stack.edge.httpPort}/metrics`)).text();
+    expect(metrics).toMatch(/citysense_edge_opcua_healthy\{server="erqi-tower"\} 1/);
+    expect(metrics).toMatch(/citysense_edge_opcua_seconds_since_notification\{server="erqi-tower"\} [0-9.]+/);
+    // The controller goes away: after maxSilenceMs health is degraded and says why.
+    await sim.stop();
+    await waitFor('degraded: silent', () => stack.edge.health().status === 'degraded' && stack.edge.health().opcua[0]?.problem === 'silent', 30_000);
   });
 });

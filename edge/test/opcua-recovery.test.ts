@@ -189,3 +189,50 @@ describe.each(controllers)('OPC-UA recovery against $name', (factory) => {
     expect(hh.input.status()[0]).toMatchObject({ monitoredItems: 18, healthy: true });
   }, 120_000);
 });
+
+describe('OPC-UA health tells the truth', () => {
+  it('every item refused: not healthy, counted, and the server-side count is 0', async () => {
+    const sim = await startElevatorServer(simOptions({ identity: 'server' }));
+    // NodeIds the controller does not have (a profile written for another controller).
+    const h = await startInput([serverConfig('ctrl', sim.endpoint)], bindingsFor('ctrl', 1, (c, v) => `ns=1;s=Lift${c}.${v}`));
+    try {
+      const st = await waitFor('all items refused reported', () => {
+        const s = h.input.status()[0];
+        return s?.problem === 'all_items_refused' ? s : undefined;
+      }, 30_000, () => JSON.stringify(h.input.status()));
+      expect(st).toMatchObject({ state: 'connected', healthy: false, itemsRefused: 9, boundItems: 9, monitoredItems: 0 });
+      expect(await h.metric('citysense_edge_opcua_items_refused', { server: 'ctrl' })).toBe(9);
+      expect(await h.metric('citysense_edge_opcua_healthy', { server: 'ctrl' })).toBe(0);
+      expect(h.warnings).toContain('opcua_all_items_refused');
+      expect(sim.monitoredItemCount()).toBe(0);
+    } finally {
+      await h.input.close();
+      await sim.stop();
+    }
+  }, 60_000);
+
+  it('a server without GetMonitoredItems: a warn line, the client-side count, and still healthy', async () => {
+    const sim = await startElevatorServer(
+      simOptions({
+        identity: 'server',
+        configureServer: (server) => {
+          // As servers that do not implement the optional method answer.
+          server.engine.addressSpace!.findMethod('ns=0;i=11492')!.bindMethod((_args, _ctx, cb) => cb(null, { statusCode: StatusCodes.BadNotImplemented }));
+        },
+      }),
+    );
+    const h = await startInput([serverConfig('ctrl', sim.endpoint)], bindingsFor('ctrl', 2));
+    try {
+      await waitFor('the warn line', () => h.warnings.includes('opcua_no_get_monitored_items'), 30_000, () => JSON.stringify(h.warningDetails));
+      await waitFor('connected, healthy, 18 items', () => {
+        const s = h.input.status()[0];
+        return s?.state === 'connected' && s.healthy && s.monitoredItems === 18;
+      });
+      expect(h.warnings.filter((w) => w === 'opcua_no_get_monitored_items')).toHaveLength(1);
+      expect(h.input.status()[0]!.secondsSinceNotification).not.toBeNull();
+    } finally {
+      await h.input.close();
+      await sim.stop();
+    }
+  }, 60_000);
+});

@@ -171,14 +171,16 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
   const health = (): Health => {
     const u = uplink.status;
     const qs = queue.stats();
+    const opcuaStatus = opcua ? opcua.status() : [];
     return {
-      // Degraded: the cloud is unreachable (data waits on disk), or devices wait for room in the queue.
-      status: u.state === 'down' || qs.waitingAccepts > 0 ? 'degraded' : 'ok',
+      // Degraded: the cloud is unreachable (data waits on disk), devices wait for room in the queue, or
+      // an OPC-UA server is not healthy (silent, refused everything, or needs an operator).
+      status: u.state === 'down' || qs.waitingAccepts > 0 || opcuaStatus.some((s) => !s.healthy) ? 'degraded' : 'ok',
       edgeId: c.edgeId,
       mqtt: { port: mqtt.port, connections: mqtt.connections() },
       hj212: hj212 ? { port: hj212.port, connections: hj212.connections() } : null,
       gb26875: gb26875 ? { port: gb26875.port, connections: gb26875.connections() } : null,
-      opcua: opcua ? opcua.status() : [],
+      opcua: opcuaStatus,
       uplink: { state: u.state, lastAckAt: u.lastAckAt === null ? null : new Date(u.lastAckAt).toISOString(), lastError: u.lastError },
       queuedReadings: qs.telemetry.readings + qs.alarm.readings,
       queue: {
