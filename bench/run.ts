@@ -17,6 +17,8 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { decodeBatch, encodeBatch, type Batch } from '@citysense/proto';
 import { readingLine, SeriesPrefixes } from '../cloud/src/ingest/line-protocol.ts';
 import { readingPayload, type LoadOptions, type LoadSnapshot } from '../device-sim/src/load/generator.ts';
+import { FirePanelModel } from '../device-sim/src/fire-panel/panel.ts';
+import { GbTcpLink } from '../device-sim/src/transports/gb26875-tcp.ts';
 import { influxQuery, rows } from '../scripts/influxd.ts';
 import { chartSvg, type Series } from './lib/chart.ts';
 import { LoadGen } from './lib/loadgen.ts';
@@ -42,7 +44,7 @@ if (args.help) {
   --quick    short steps (< 3 min); the full run takes < 15 min
   --peers    also Node-RED (mqtt in -> influxdb out) against mosquitto, same readings
   --profile  CPU-profile edge and cloud under load (default: on in the full run)
-  --only     comma list of: ceiling,e2e,brokers,alert,push,login-flood,backlog,conns,profile (for working on one step)
+  --only     comma list of: ceiling,e2e,brokers,alert,alert-tcp,push,login-flood,backlog,conns,profile (for working on one step)
 Results: bench-results/summary.json, bench-results/chart.svg, bench-results/logs/. Loopback only.
 Do not run it while the tests run: the machine has 2 cores.
 `);
@@ -604,6 +606,72 @@ async function stepLoginFlood(stack: Stack): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------
+/**
+ * The same alarm from a GB/T 26875.3 transmission device over TCP (the edge's listener): the device
+ * model and link of device-sim (its own encoder), a zone's fire alarm (component state frames, then the
+ * system's) → the signed webhook. Also the confirm latency (the frame durable in the edge's queue).
+ * Without background load: compare with the MQTT path's PUBACK and webhook figures of the alert step.
+ */
+async function stepAlertTcp(stack: Stack, fireTcp: BenchDevice[], hook: Hook): Promise<void> {
+  enter(`alert latency over GB/T 26875.3 TCP: a zone's fire alarm sent by a transmission device → ${stack.webhooks ? 'signed webhook received' : '`events` point in InfluxDB'}`);
+  const hookLat: number[] = [];
+  const confirmLat: number[] = [];
+  const influxLat: number[] = [];
+  const links: { link: GbTcpLink; model: FirePanelModel; id: string }[] = [];
+  for (const d of fireTcp.slice(0, P.alertEvents)) {
+    const link = new GbTcpLink({ host: '127.0.0.1', port: stack.ports.gb26875, answerTimeoutMs: 10_000, retries: 3 });
+    await link.open();
+    const model = new FirePanelModel({ id: d.id, address: d.gb26875!, seed: 1, floors: 1, zonesPerFloor: 1, detectorsPerZone: 1 });
+    for (const f of model.startup()) await link.send(f.bytes);
+    links.push({ link, model, id: d.id });
+  }
+  await sleep(2000);
+  for (const { link, model, id } of links) {
+    const started = performance.now();
+    const frames = model.fireAlarm(model.zones[0]!);
+    const sentAt = performance.now();
+    for (const [k, f] of frames.entries()) {
+      await link.send(f.bytes);
+      if (k === 0) confirmLat.push(performance.now() - sentAt);
+    }
+    let found = NaN;
+    if (stack.webhooks) {
+      const deadline = sentAt + 10_000;
+      while (!hook.arrivals.has(id) && performance.now() < deadline) await sleep(2);
+      const at = hook.arrivals.get(id);
+      if (at !== undefined) hookLat.push(at - sentAt);
+    } else {
+      while (performance.now() - sentAt < 10_000) {
+        const r = rows(await influxQuery(stack.influx.url, DB, `SELECT count("id") FROM events WHERE device_id='${id}' AND type='fire_alarm'`));
+        if (Number(r[0]?.count ?? 0) > 0) {
+          found = performance.now() - sentAt;
+          break;
+        }
+        await sleep(5);
+      }
+      if (Number.isFinite(found)) influxLat.push(found);
+    }
+    const wait = 250 - (performance.now() - started);
+    if (wait > 0) await sleep(wait);
+  }
+  for (const l of links) l.link.close();
+  const lat = stack.webhooks ? hookLat : influxLat;
+  summary.alert_tcp_latency_ms_p50 = round(pct(lat, 0.5), 1);
+  summary.alert_tcp_latency_ms_p99 = round(pct(lat, 0.99), 1);
+  summary.alert_tcp_latency_source = stack.webhooks ? 'webhook' : 'standin_events_point_in_influxdb';
+  details.alert_tcp = {
+    events: links.length,
+    webhook: { samples: hookLat.length, p50: round(pct(hookLat, 0.5), 1), p99: round(pct(hookLat, 0.99), 1), max: round(Math.max(...hookLat), 1) },
+    confirm: { samples: confirmLat.length, p50: round(pct(confirmLat, 0.5), 1), p99: round(pct(confirmLat, 0.99), 1), max: round(Math.max(...confirmLat), 1) },
+    influx_events_point: { samples: influxLat.length, p50: round(pct(influxLat, 0.5), 1), p99: round(pct(influxLat, 0.99), 1) },
+  };
+  say(`  confirm (command 3: on the edge's disk): p50 ${fmt(pct(confirmLat, 0.5), 1)} ms, p99 ${fmt(pct(confirmLat, 0.99), 1)} ms`);
+  say(`  ${stack.webhooks ? 'signed webhook' : 'events point in InfluxDB'}: p50 ${fmt(pct(lat, 0.5), 1)} ms, p99 ${fmt(pct(lat, 0.99), 1)} ms (${lat.length}/${links.length})`);
+  const mq = details.alert as { webhook?: { p50: number; p99: number }; puback?: { p50: number; p99: number } } | undefined;
+  if (mq?.webhook) say(`  beside the MQTT path (alert step, under background load): webhook p50 ${fmt(mq.webhook.p50, 1)} ms, p99 ${fmt(mq.webhook.p99, 1)} ms; PUBACK p50 ${fmt(mq.puback?.p50 ?? NaN, 1)} ms, p99 ${fmt(mq.puback?.p99 ?? NaN, 1)} ms`);
+}
+
+// ---------------------------------------------------------------------------------------------------
 async function stepBacklog(stack: Stack, env: BenchDevice[]): Promise<void> {
   const e2e = (summary.e2e_readings_per_s as number | undefined) ?? 4000;
   const live = Math.round(e2e / 4);
@@ -963,7 +1031,7 @@ async function main(): Promise<void> {
   // No more idle devices than one edge process can hold sockets for (a 50k registry costs start time).
   const devs = makeDevices(ENV_DEVICES, Math.max(P.alertEvents, 10), Math.min(Math.max(...P.idleConns), fdHardLimit() - 1000));
   const hook = await startHookReceiver();
-  const stack = new Stack({ dir: WORK, devices: [...devs.env, ...devs.fire, ...devs.nb], pushDevices: PUSH.devices, webhookUrl: hook.url, log: say });
+  const stack = new Stack({ dir: WORK, devices: [...devs.env, ...devs.fire, ...devs.fireTcp, ...devs.nb], pushDevices: PUSH.devices, webhookUrl: hook.url, log: say });
   let failed: unknown;
   const stopAll = async () => {
     await stack.stop().catch(() => undefined);
@@ -990,6 +1058,7 @@ async function main(): Promise<void> {
     if (want('e2e')) await stepE2E(stack, devs.env);
     if (want('brokers')) await stepBrokers(stack, devs.env);
     if (want('alert')) await stepAlert(stack, devs.env, devs.fire, hook);
+    if (want('alert') || want('alert-tcp')) await stepAlertTcp(stack, devs.fireTcp, hook);
     if (want('push')) await stepPush(stack, hook);
     if (want('login-flood')) await stepLoginFlood(stack);
     if (want('backlog')) await stepBacklog(stack, devs.env);

@@ -18,20 +18,31 @@ export interface BenchDevice {
   secret: string;
   family: 'environment' | 'fire' | 'nbiot';
   district: string;
+  /** A profile other than the default (generic JSON). */
+  profile?: string;
+  /** GB/T 26875.3 transmission devices over TCP: the 6-byte source address, 12 hex digits. */
+  gb26875?: string;
 }
 
 const DISTRICTS = ['jinshui', 'zhongyuan', 'erqi', 'guancheng', 'huiji'];
 const pad = (n: number) => String(n).padStart(6, '0');
 
-/** Devices for the run: `env` high-rate stations, `fire` panels (one alarm each), `nb` mostly idle. */
-export function makeDevices(env: number, fire: number, nb: number): { env: BenchDevice[]; fire: BenchDevice[]; nb: BenchDevice[] } {
+/**
+ * Devices for the run: `env` high-rate stations, `fire` panels (one alarm each, MQTT JSON events),
+ * `fireTcp` GB/T 26875.3 transmission devices over TCP (one alarm each), `nb` mostly idle.
+ */
+export function makeDevices(env: number, fire: number, nb: number): { env: BenchDevice[]; fire: BenchDevice[]; fireTcp: BenchDevice[]; nb: BenchDevice[] } {
   const mk = (prefix: string, family: BenchDevice['family'], n: number) =>
     Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${pad(i)}`, secret: `${prefix}-${pad(i)}-secret`, family, district: DISTRICTS[i % 5]! }));
-  return { env: mk('benv', 'environment', env), fire: mk('bfir', 'fire', fire), nb: mk('bnbi', 'nbiot', nb) };
+  const fireTcp = mk('bfit', 'fire', fire).map((d, i) => ({ ...d, profile: 'fire-panel-gb26875-tcp', gb26875: (0xb0000000 + i).toString(16).padStart(12, '0') }));
+  return { env: mk('benv', 'environment', env), fire: mk('bfir', 'fire', fire), fireTcp, nb: mk('bnbi', 'nbiot', nb) };
 }
 
 export function registryYaml(devices: BenchDevice[], pushDevices = 0): string {
-  const mqtt = devices.map((d) => `  - { id: ${d.id}, family: ${d.family}, secret: ${d.secret}, district: ${d.district} }`);
+  const mqtt = devices.map(
+    (d) =>
+      `  - { id: ${d.id}, family: ${d.family}, secret: ${d.secret}, district: ${d.district}${d.profile ? `, profile: ${d.profile}` : ''}${d.gb26875 ? `, gb26875: { address: "${d.gb26875}" }` : ''} }`,
+  );
   // NB-IoT smoke detectors behind CTWing (the push step): deviceId = id, no MQTT secret.
   const push = Array.from({ length: pushDevices }, (_, i) => `  - { id: ${pushDeviceId(i)}, family: nbiot, district: guancheng, profile: nb-smoke-detector, ctwing: { deviceId: ${pushDeviceId(i)} } }`);
   return `devices:\n${[...mqtt, ...push].join('\n')}\n`;
@@ -58,7 +69,7 @@ export class Stack {
   cloud!: NodeProc;
   edge!: NodeProc;
   link!: CountingLink;
-  ports!: { cloud: number; link: number; mqtt: number; edgeHttp: number; push: number };
+  ports!: { cloud: number; link: number; mqtt: number; edgeHttp: number; push: number; gb26875: number };
   webhooks = false;
   private edgeStarts = 0;
   private cloudStarts = 0;
@@ -73,7 +84,7 @@ export class Stack {
 
   async startInflux(): Promise<void> {
     this.influx = await startInfluxd({ dir: join(this.o.dir, 'influxdb'), removeOnStop: true, startTimeoutMs: 60_000 });
-    this.ports = { cloud: await freePort(), link: await freePort(), mqtt: await freePort(), edgeHttp: await freePort(), push: await freePort() };
+    this.ports = { cloud: await freePort(), link: await freePort(), mqtt: await freePort(), edgeHttp: await freePort(), push: await freePort(), gb26875: await freePort() };
   }
 
   private cloudYaml(withAlerts: boolean): string {
@@ -147,6 +158,7 @@ mqtt: { host: 127.0.0.1, port: ${this.ports.mqtt}, maxConnections: 60000, maxCon
 http: { host: 127.0.0.1, port: ${this.ports.edgeHttp} }
 hj212: { enabled: false }
 httpPush: { host: 127.0.0.1, port: ${this.ports.push}, ctwing: { pathToken: ${PUSH_TOKEN} } }
+gb26875: { enabled: true, host: 127.0.0.1, port: ${this.ports.gb26875} }
 registry: { file: registry.yaml }
 cloud: { url: "http://127.0.0.1:${this.ports.link}", token: ${EDGE_TOKEN} }
 log: { level: warn }
