@@ -41,6 +41,7 @@ Ports:
   CITYSENSE_EDGE_HTTP_PORT     8081  the edge's /healthz and /metrics
   CITYSENSE_EDGE_HJ212_PORT    6212  the edge's HJ 212 TCP listener
   CITYSENSE_EDGE_PUSH_PORT     8082  the edge's HTTP push receivers (CTWing, OneNET)
+  CITYSENSE_EDGE_GB26875_PORT  6213  the edge's GB/T 26875.3 TCP listener (fire-alarm transmission devices)
   CITYSENSE_SIM_OPCUA_PORT     4840  the simulated elevator controller (OPC-UA)
   CITYSENSE_DEMO_WEBHOOK_PORT  8090  the demo's webhook receiver
 `);
@@ -55,6 +56,7 @@ const ports = {
   cloud: Number(env.CITYSENSE_CLOUD_PORT ?? 8080),
   mqtt: Number(env.CITYSENSE_EDGE_MQTT_PORT ?? 1883),
   hj212: Number(env.CITYSENSE_EDGE_HJ212_PORT ?? 6212),
+  gb26875: Number(env.CITYSENSE_EDGE_GB26875_PORT ?? 6213),
   opcua: Number(env.CITYSENSE_SIM_OPCUA_PORT ?? 4840),
   webhook: Number(env.CITYSENSE_DEMO_WEBHOOK_PORT ?? 8090),
   edgeHttp: Number(env.CITYSENSE_EDGE_HTTP_PORT ?? 8081),
@@ -82,6 +84,9 @@ const DEMO_DEVICES: Record<string, unknown>[] = [
   { id: 'demo-env-001', family: 'environment', secret: 'demo-env-001-secret', district: 'jinshui', profile: 'environment-station-json', tags: { site: 'jinshui-park' } },
   { id: 'demo-hj212-001', family: 'environment', district: 'jinshui', profile: 'hj212-air-station', hj212: { mn: '010000A8900016F000169DC0', password: '123456' }, tags: { site: 'jinshui-road-station' } },
   { id: 'demo-fire-001', family: 'fire', secret: 'demo-fire-001-secret', district: 'zhongyuan', profile: 'fire-panel-gb26875', tags: { site: 'zhongyuan-tower' } },
+  // The same kind of building connected the way real transmission devices are: straight over TCP to the
+  // edge's GB/T 26875.3 listener, known by its 6-byte source address (no secret in that standard).
+  { id: 'demo-fire-tcp-001', family: 'fire', district: 'zhongyuan', profile: 'fire-panel-gb26875-tcp', gb26875: { address: '790300000000' }, tags: { site: 'zhongyuan-tower' } },
   // A second panel, not simulated by the stack: for playing scenarios by hand (README: the fire scenario).
   { id: 'demo-fire-002', family: 'fire', secret: 'demo-fire-002-secret', district: 'zhongyuan', profile: 'fire-panel-gb26875', tags: { site: 'zhongyuan-mall' } },
   { id: 'demo-nb-001', family: 'nbiot', secret: 'demo-nb-001-secret', district: 'guancheng', profile: 'nb-smoke-detector' },
@@ -120,15 +125,16 @@ async function provisionRegistry(base: string, registryFile: string): Promise<st
   if (!login.ok) throw new Error(`demo: admin login refused (${login.status}): ${await login.text()}`);
   const { token } = (await login.json()) as { token: string };
   const devices = (YAML.parse(readFileSync(registryFile, 'utf8')) as { devices: Record<string, unknown>[] }).devices;
-  const header = 'id,family,district,profile,site,secret,tags,hj212_mn,hj212_password,opcua_server,opcua_vars,ctwing_device_id,ctwing_imei,ctwing_product_id,onenet_product_id,onenet_device_name';
+  const header = 'id,family,district,profile,site,secret,tags,hj212_mn,hj212_password,opcua_server,opcua_vars,ctwing_device_id,ctwing_imei,ctwing_product_id,onenet_product_id,onenet_device_name,gb26875_address';
   const rows = devices.map((d) => {
     const h = d.hj212 as { mn: string; password?: string } | undefined;
     const o = d.opcua as { server: string; vars?: Record<string, string> } | undefined;
+    const g = d.gb26875 as { address: string } | undefined;
     // The registry keeps site as a field of its own and takes the model from the profile.
     const { site, model: _model, ...tags } = (d.tags ?? {}) as Record<string, string>;
     const ct = d.ctwing as { device_id?: string; imei?: string; product_id?: string } | undefined;
     const on = d.onenet as { product_id?: string; device_name?: string } | undefined;
-    return [d.id, d.family, d.district, d.profile ?? 'generic-json', site, d.secret, kv(tags), h?.mn, h?.password, o?.server, kv(o?.vars), ct?.device_id, ct?.imei, ct?.product_id, on?.product_id, on?.device_name]
+    return [d.id, d.family, d.district, d.profile ?? 'generic-json', site, d.secret, kv(tags), h?.mn, h?.password, o?.server, kv(o?.vars), ct?.device_id, ct?.imei, ct?.product_id, on?.product_id, on?.device_name, g?.address]
       // Neutralised against formula injection like every CSV citysense writes; the credential columns
       // (secret, hj212_password) are taken by the import exactly as written, so they are only quoted.
       .map((v, i) => (i === 5 || i === 8 ? quoteCell(v) : csvCell(v)))
@@ -183,7 +189,7 @@ async function main(): Promise<void> {
   mkdirSync(DEMO, { recursive: true });
   const busy: string[] = [];
   const webhookPort = env.CITYSENSE_WEBHOOK_URL ? {} : { webhook: ports.webhook };
-  for (const [name, port] of Object.entries({ cloud: ports.cloud, mqtt: ports.mqtt, edgeHttp: ports.edgeHttp, hj212: ports.hj212, push: ports.push, opcua: ports.opcua, ...webhookPort })) {
+  for (const [name, port] of Object.entries({ cloud: ports.cloud, mqtt: ports.mqtt, edgeHttp: ports.edgeHttp, hj212: ports.hj212, push: ports.push, gb26875: ports.gb26875, opcua: ports.opcua, ...webhookPort })) {
     if (await portInUse(port)) busy.push(`${name} port ${port}`);
   }
   if (!env.INFLUX_URL && (await portInUse(ports.influx))) busy.push(`InfluxDB port ${ports.influx} (to use that InfluxDB, set INFLUX_URL=http://127.0.0.1:${ports.influx})`);
@@ -256,6 +262,7 @@ httpPush:
   ctwing: { pathToken: ${PUSH_TOKEN} }
   onenet: { pathToken: ${PUSH_TOKEN}, token: ${ONENET_TOKEN} }
   onenetStudio: { pathToken: ${PUSH_TOKEN}, token: ${ONENET_TOKEN} }
+gb26875: { enabled: true, host: ${HOST}, port: ${ports.gb26875} }
 # One source of truth: the devices come from the cloud's registry (the edge's slice, cached in dataDir).
 registry: { cloud: { intervalMs: 5000 } }
 cloud: { url: http://${SHOWN}:${ports.cloud} }
@@ -361,6 +368,8 @@ opcua:
         `${SHOWN}:${ports.hj212}`,
         '--fire-panel',
         'demo-fire-001:demo-fire-001-secret',
+        '--fire-panel-tcp',
+        `demo-fire-tcp-001:790300000000@${SHOWN}:${ports.gb26875}`,
         '--elevator-port',
         String(ports.opcua),
         '--elevator-host',
@@ -406,6 +415,7 @@ ${exposed}
   edge ${EDGE_ID}     mqtt://${SHOWN}:${ports.mqtt}   health/metrics http://${SHOWN}:${ports.edgeHttp}/metrics
   HJ 212          tcp://${SHOWN}:${ports.hj212} (environment stations)
   NB-IoT pushes   http://${SHOWN}:${ports.push}/push/{ctwing,onenet,onenet-studio}/${PUSH_TOKEN} (CTWing: demo-ctwing-001, OneNET Studio: demo-onenet-001)
+  GB/T 26875.3    tcp://${SHOWN}:${ports.gb26875} (fire-alarm transmission devices; demo-fire-tcp-001 is connected)
   elevators       opc.tcp://${SHOWN}:${ports.opcua} (simulated controller, 4 cars, SignAndEncrypt)
   simulators      ${DEMO_DEVICES.length} demo devices (every family, each over its own protocol)
                   + ${sim.length} generic JSON devices, a reading each per ${opts['interval-ms']} ms

@@ -319,6 +319,7 @@ const CONTRACT_JSON_PROFILES = new Set(
 /** Profiles another part of the simulator plays. */
 const PLAYED_ELSEWHERE: Record<string, string> = {
   'fire-panel-gb26875': 'a GB/T 26875.3 fire panel: run it with --fire-panel id:secret',
+  'fire-panel-gb26875-tcp': 'a GB/T 26875.3 transmission device over TCP: run it with --fire-panel-tcp id:address@host:port',
   'elevator-opcua': 'read over OPC-UA from a controller: run one with --elevator-port',
 };
 

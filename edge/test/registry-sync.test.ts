@@ -100,6 +100,25 @@ describe('cloud → edge', () => {
     expect(sync.status()).toMatchObject({ source: 'cloud', devices: 500, consecutiveFailures: 0, failures: 0 });
   });
 
+  it('a GB/T 26875.3 transmission device registered in the cloud with its source address is found by that address at the edge', async () => {
+    const edge = liveEdge(join(dir, 'gb.json'));
+    const sync = await edge.start();
+    await waitFor('first sync', () => sync.status().lastSuccessAt !== null, 5000);
+    const csv = 'id,family,district,profile,gb26875_address\nuitd-sync-1,fire,zhongyuan,fire-panel-gb26875-tcp,7903000000AB\nuitd-sync-2,fire,zhongyuan,fire-panel-gb26875-tcp,7903000000ab\nuitd-sync-3,fire,zhongyuan,fire-panel-gb26875-tcp,\n';
+    const res = await cloud.inject({ method: 'POST', url: '/v1/devices/import?mode=partial', headers: { ...bearer(admin), 'content-type': 'text/csv' }, payload: csv });
+    const rows = (res.json() as { results: { line: number; status: string; error?: string; credentials?: unknown }[] }).results;
+    if (!rows) throw new Error(`import answered ${res.statusCode}: ${res.body}`);
+    expect(rows.map((r) => [r.line, r.status])).toEqual([
+      [2, 'created'],
+      [3, 'refused'], // the same address (case does not matter)
+      [4, 'refused'], // no address
+    ]);
+    expect(rows[0]!.credentials ?? {}).toEqual({}); // the standard has no password: nothing generated
+    await waitFor('the device at the edge', () => edge.state.registry.byGbAddress('7903000000ab') !== undefined, 5000, 20);
+    expect(edge.state.registry.byGbAddress('7903000000AB')?.id).toBe('uitd-sync-1');
+    await cloud.inject({ method: 'DELETE', url: '/v1/devices/uitd-sync-1', headers: bearer(admin) });
+  });
+
   it('a rotated secret: the old one works until the edge syncs, then only the new one', async () => {
     const edge = liveEdge(join(dir, 'b.json'));
     const created = await cloud.inject({ method: 'POST', url: '/v1/devices', headers: bearer(admin), payload: { id: 'rot-edge-1', family: 'fire', district: 'zhongyuan' } });

@@ -7,14 +7,15 @@
 //   (ms or "60s", "5m", "1h"), edge, tags ("key=value;key=value"), hj212_mn, hj212_password,
 //   opcua_server, opcua_vars ("car=1;bank=A"), secret (an MQTT secret to use instead of a generated one),
 //   ctwing_device_id, ctwing_imei, ctwing_product_id, onenet_device_id, onenet_imei, onenet_product_id,
-//   onenet_device_name (devices reporting through CTWing / OneNET pushes)
+//   onenet_device_name (devices reporting through CTWing / OneNET pushes),
+//   gb26875_address (12 hex digits: a GB/T 26875.3 transmission device's source address)
 import { restoreCell } from '../csv/cell.ts';
 import { CloudError } from '../errors.ts';
 import type { ImportRow } from './store.ts';
 
 export const CSV_COLUMNS = [
   'id', 'family', 'district', 'profile', 'site', 'lat', 'lon', 'address', 'owner_unit', 'expected_interval', 'expected_interval_ms',
-  'edge', 'tags', 'hj212_mn', 'hj212_password', 'opcua_server', 'opcua_vars', 'secret',
+  'edge', 'tags', 'hj212_mn', 'hj212_password', 'opcua_server', 'opcua_vars', 'gb26875_address', 'secret',
   'ctwing_device_id', 'ctwing_imei', 'ctwing_product_id', 'onenet_device_id', 'onenet_imei', 'onenet_product_id', 'onenet_device_name',
 ] as const;
 const REQUIRED = ['id', 'family', 'district'];
@@ -171,6 +172,7 @@ export function csvToImportRows(text: string, maxRows: number): ImportRow[] {
     if (v.hj212_mn !== undefined || v.hj212_password !== undefined) {
       input.hj212 = { ...(v.hj212_mn !== undefined ? { mn: v.hj212_mn } : {}), ...(v.hj212_password !== undefined ? { password: v.hj212_password } : {}) };
     }
+    if (v.gb26875_address !== undefined) input.gb26875 = { address: v.gb26875_address };
     if (v.opcua_server !== undefined || v.opcua_vars !== undefined) {
       const vars = v.opcua_vars !== undefined ? pairs(v.opcua_vars, 'opcua_vars') : {};
       if (typeof vars === 'string') return { line: rec.line, input: { malformed: vars } };

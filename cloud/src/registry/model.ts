@@ -73,6 +73,15 @@ export const DeviceInputSchema = z.strictObject({
       password: z.string().min(1).max(64).regex(TEXT, 'must not contain control characters').optional(),
     })
     .optional(),
+  /** GB/T 26875.3 transmission devices over TCP: the 6-byte source address, 12 hex digits in wire order. */
+  gb26875: z
+    .strictObject({
+      address: z
+        .string()
+        .regex(/^[0-9a-fA-F]{12}$/, 'a GB/T 26875.3 address is 6 bytes: 12 hex digits, in the order the frame carries them')
+        .transform((a) => a.toLowerCase()),
+    })
+    .optional(),
   opcua: z
     .strictObject({
       server: z.string().regex(EDGE_ID_PATTERN, 'an OPC-UA server id is 1-64 letters, digits, . _ -'),
@@ -115,6 +124,7 @@ export interface DeviceRecord {
   opcua: { server: string; vars: Record<string, string> } | null;
   ctwing: CtwingIdentity | null;
   onenet: OnenetIdentity | null;
+  gb26875: { address: string } | null;
 }
 
 export interface Issue {
@@ -193,11 +203,21 @@ export function validateDevice(raw: unknown, ctx: ValidationContext): Validated 
     credential = 'none';
     if (!d.ctwing && !d.onenet) issues.push({ field: 'ctwing', message: `profile "${profileId}" arrives by platform push: give ctwing or onenet` });
     if (d.secret !== undefined) issues.push({ field: 'secret', message: `profile "${profileId}" arrives by platform push: the device has no MQTT secret` });
+  } else if (input === 'gb26875-tcp') {
+    // Identified by its source address on the GB/T 26875.3 listener; the standard has no password.
+    credential = 'none';
+    if (!d.gb26875) issues.push({ field: 'gb26875', message: `profile "${profileId}" arrives over the GB/T 26875.3 listener: give gb26875.address` });
+    if (d.secret !== undefined) issues.push({ field: 'secret', message: `profile "${profileId}" arrives over the GB/T 26875.3 listener: the device has no secret` });
+    if (d.opcua !== undefined) issues.push({ field: 'opcua', message: `profile "${profileId}" arrives over GB/T 26875.3, not OPC-UA` });
   } else if (d.opcua !== undefined) {
     issues.push({ field: 'opcua', message: `profile "${profileId}" arrives over MQTT, not OPC-UA` });
   } else if ((d.ctwing || d.onenet) && d.secret === undefined) {
     // A push device with an MQTT profile (the same frame, forwarded by the platform): no MQTT login.
     credential = 'none';
+  }
+  // An MQTT panel (a DTU) may name its address too: the edge then refuses frames of another address.
+  if (d.gb26875 !== undefined && input !== 'gb26875-tcp' && input !== 'mqtt') {
+    issues.push({ field: 'gb26875', message: `profile "${profileId}" does not arrive over GB/T 26875.3` });
   }
   if (issues.length) return { ok: false, issues };
 
@@ -217,6 +237,7 @@ export function validateDevice(raw: unknown, ctx: ValidationContext): Validated 
     opcua: d.opcua ? { server: d.opcua.server, vars: d.opcua.vars } : null,
     ctwing: d.ctwing ?? null,
     onenet: d.onenet ?? null,
+    gb26875: d.gb26875 ? { address: d.gb26875.address } : null,
   };
   return { ok: true, device, secret: d.secret, hj212Password: d.hj212?.password, input };
 }
@@ -234,6 +255,7 @@ export function recordToInput(d: DeviceRecord): Record<string, unknown> {
   if (d.opcua) out.opcua = d.opcua;
   if (d.ctwing) out.ctwing = d.ctwing;
   if (d.onenet) out.onenet = d.onenet;
+  if (d.gb26875) out.gb26875 = d.gb26875;
   return out;
 }
 

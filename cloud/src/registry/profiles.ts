@@ -11,7 +11,7 @@ import { parse as parseYaml } from 'yaml';
 /** The edge's built-in profiles, in this repository. */
 export const DEFAULT_PROFILES_DIR = fileURLToPath(new URL('../../../edge/profiles/', import.meta.url));
 
-export type ProfileInput = 'mqtt' | 'hj212-tcp' | 'opcua' | 'http-push';
+export type ProfileInput = 'mqtt' | 'hj212-tcp' | 'opcua' | 'http-push' | 'gb26875-tcp';
 
 export interface ProfileInfo {
   id: string;
@@ -29,7 +29,7 @@ export interface ProfileCatalog {
   problems: string[];
 }
 
-const INPUTS: readonly string[] = ['mqtt', 'hj212-tcp', 'opcua', 'http-push'];
+const INPUTS: readonly string[] = ['mqtt', 'hj212-tcp', 'opcua', 'http-push', 'gb26875-tcp'];
 
 export function loadProfileCatalog(dirs: readonly string[]): ProfileCatalog {
   const byId = new Map<string, ProfileInfo>();

@@ -80,6 +80,7 @@ interface Row {
   hj212_password_sealed: string | null;
   opcua: string | null;
   push: string | null;
+  gb26875_address?: string | null;
   version: number;
   created_at: number;
   created_by: string;
@@ -120,6 +121,7 @@ export interface EdgeRegistryEntry {
   opcua?: { server: string; vars: Record<string, string> };
   ctwing?: { deviceId?: string; imei?: string; productId?: string };
   onenet?: { deviceId?: string; imei?: string; productId?: string; deviceName?: string };
+  gb26875?: { address: string };
 }
 
 export interface ImportRow {
@@ -166,7 +168,7 @@ export interface EdgeAssignment {
 }
 
 /** What PATCH /v1/devices/{id} may change (null removes an optional field). Credentials change by rotation. */
-export const PATCHABLE = new Set(['district', 'profile', 'site', 'location', 'owner_unit', 'expected_interval', 'expected_interval_ms', 'edge', 'tags', 'hj212', 'opcua', 'ctwing', 'onenet']);
+export const PATCHABLE = new Set(['district', 'profile', 'site', 'location', 'owner_unit', 'expected_interval', 'expected_interval_ms', 'edge', 'tags', 'hj212', 'opcua', 'ctwing', 'onenet', 'gb26875']);
 
 const parseJson = <T>(s: string | null, fallback: T): T => (s ? (JSON.parse(s) as T) : fallback);
 
@@ -187,6 +189,12 @@ export class RegistryStore {
     store.migrate('registry-v1', MIGRATION);
     store.migrate('registry-push-v1', PUSH_MIGRATION);
     store.migrate('registry-v2-sealed-verifiers', MIGRATION_V2);
+    // GB/T 26875.3 transmission devices (issue 13): identified by their 6-byte source address.
+    store.migrate(
+      'registry-v2-gb26875',
+      `ALTER TABLE devices ADD COLUMN gb26875_address TEXT;
+       CREATE UNIQUE INDEX devices_gb26875_address ON devices (gb26875_address) WHERE gb26875_address IS NOT NULL;`,
+    );
     const db = store.db;
     this.assignmentHash = createHash('sha256')
       .update(JSON.stringify([Object.entries(assignment.districtEdges).sort(), assignment.defaultEdge ?? null]))
@@ -196,6 +204,8 @@ export class RegistryStore {
       get: db.prepare('SELECT * FROM devices WHERE id = ?'),
       exists: db.prepare('SELECT 1 FROM devices WHERE id = ?'),
       mnOwner: db.prepare('SELECT id FROM devices WHERE hj212_mn = ?'),
+      gbOwner: db.prepare('SELECT id FROM devices WHERE gb26875_address = ?'),
+      setGb: db.prepare('UPDATE devices SET gb26875_address = ? WHERE id = ?'),
       insert: db.prepare(`INSERT INTO devices (id, family, profile, district, site, lat, lon, address, owner_unit, expected_interval_ms, edge, tags,
           credential, secret_sealed, hj212_mn, hj212_password_sealed, opcua, version, created_at, created_by, updated_at, updated_by, secret_rotated_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`),
@@ -345,6 +355,7 @@ export class RegistryStore {
     const ids = new Map<string, number>();
     const mns = new Map<string, number>();
     const pushes = new Map<string, number>();
+    const gbs = new Map<string, number>();
     for (const row of rows) {
       if ('malformed' in row.input) {
         results.push({ line: row.line, id: null, status: 'refused', error: 'CSV_ROW_MALFORMED', message: row.input.malformed as string });
@@ -359,6 +370,7 @@ export class RegistryStore {
       const d = v.device;
       const dupLine = ids.get(d.id);
       const mnLine = d.hj212 ? mns.get(d.hj212.mn) : undefined;
+      const gbLine = d.gb26875 ? gbs.get(d.gb26875.address) : undefined;
       const clash = this.clash(d);
       const pushKey = pushKeys(d).find((k) => pushes.has(k));
       if (dupLine !== undefined) {
@@ -367,6 +379,8 @@ export class RegistryStore {
         results.push({ line: row.line, id, status: 'refused', error: 'DEVICE_EXISTS', message: `hj212_mn ${d.hj212!.mn} is also on line ${mnLine}` });
       } else if (pushKey !== undefined) {
         results.push({ line: row.line, id, status: 'refused', error: 'DEVICE_EXISTS', message: `platform identity ${pushKey.split(':').slice(0, 2).join(' ')} is also on line ${pushes.get(pushKey)}` });
+      } else if (gbLine !== undefined) {
+        results.push({ line: row.line, id, status: 'refused', error: 'DEVICE_EXISTS', message: `gb26875_address ${d.gb26875!.address} is also on line ${gbLine}` });
       } else if (clash) {
         results.push({ line: row.line, id, status: 'refused', error: clash.code, message: clash.message });
       } else {
@@ -377,6 +391,7 @@ export class RegistryStore {
       if (dupLine === undefined) ids.set(d.id, row.line);
       if (d.hj212 && mnLine === undefined) mns.set(d.hj212.mn, row.line);
       if (pushKey === undefined) for (const k of pushKeys(d)) pushes.set(k, row.line);
+      if (d.gb26875 && gbLine === undefined) gbs.set(d.gb26875.address, row.line);
     }
     const refused = results.length - good.length;
     if (mode === 'atomic' && refused > 0) {
@@ -432,9 +447,14 @@ export class RegistryStore {
         const owner = this.q.pushOwner.get(k) as { device: string } | undefined;
         if (owner && owner.device !== id) throw new CloudError('DEVICE_EXISTS', `platform identity ${k.split(':').slice(0, 2).join(' ')} is device ${owner.device}'s`);
       }
+      if (d.gb26875 && d.gb26875.address !== before.gb26875?.address) {
+        const owner = this.q.gbOwner.get(d.gb26875.address) as { id: string } | undefined;
+        if (owner && owner.id !== id) throw new CloudError('DEVICE_EXISTS', `gb26875.address ${d.gb26875.address} is device ${owner.id}'s`);
+      }
       const version = this.bump();
       const now = this.now();
       this.writePush(d);
+      this.q.setGb.run(d.gb26875?.address ?? null, id);
       this.q.update.run(
         d.profile, d.district, d.site, d.location?.lat ?? null, d.location?.lon ?? null, d.location?.address ?? null, d.owner_unit,
         d.expected_interval_ms, d.edge, JSON.stringify(d.tags), d.hj212?.mn ?? null, d.opcua ? JSON.stringify(d.opcua) : null, version, now, actor, id,
@@ -518,6 +538,10 @@ export class RegistryStore {
       const owner = this.q.pushOwner.get(k) as { device: string } | undefined;
       if (owner) return { code: 'DEVICE_EXISTS', message: `platform identity ${k.split(':').slice(0, 2).join(' ')} is device ${owner.device}'s` };
     }
+    if (d.gb26875) {
+      const owner = this.q.gbOwner.get(d.gb26875.address) as { id: string } | undefined;
+      if (owner) return { code: 'DEVICE_EXISTS', message: `gb26875.address ${d.gb26875.address} is device ${owner.id}'s` };
+    }
     return undefined;
   }
 
@@ -537,6 +561,7 @@ export class RegistryStore {
       d.opcua ? JSON.stringify(d.opcua) : null, version, now, actor, now, actor,
     );
     if (d.ctwing || d.onenet) this.writePush(d);
+    if (d.gb26875) this.q.setGb.run(d.gb26875.address, d.id);
   }
 
   private bump(): number {
@@ -618,6 +643,7 @@ function rowToRecord(r: Row): DeviceRecord {
     opcua: parseJson<DeviceRecord['opcua']>(r.opcua, null),
     ctwing: parseJson<Pick<DeviceRecord, 'ctwing'>>(r.push, { ctwing: null }).ctwing ?? null,
     onenet: parseJson<Pick<DeviceRecord, 'onenet'>>(r.push, { onenet: null }).onenet ?? null,
+    gb26875: r.gb26875_address ? { address: r.gb26875_address } : null,
   };
 }
 
@@ -633,6 +659,7 @@ function toEdgeEntry(r: Row, key: Buffer): EdgeRegistryEntry {
   const push = parseJson<Pick<DeviceRecord, 'ctwing' | 'onenet'>>(r.push, { ctwing: null, onenet: null });
   if (push.ctwing) e.ctwing = defined({ deviceId: push.ctwing.device_id, imei: push.ctwing.imei, productId: push.ctwing.product_id });
   if (push.onenet) e.onenet = defined({ deviceId: push.onenet.device_id, imei: push.onenet.imei, productId: push.onenet.product_id, deviceName: push.onenet.device_name });
+  if (r.gb26875_address) e.gb26875 = { address: r.gb26875_address };
   return e;
 }
 
