@@ -166,6 +166,9 @@ export const edgeConfigSchema = z
         maxConnections: positiveInt.default(2_000),
         /** A device sends a heartbeat every 20–30 s; one silent this long is disconnected (it reconnects). */
         idleTimeoutMs: positiveInt.default(300_000),
+        /** A connection without a frame of a registered device within this is closed (devices send on connect, and a heartbeat every 20–30 s). */
+        preAuthTimeoutMs: positiveInt.default(60_000),
+        ...guardKeys,
         /** GB/T 26875.3-2011: the application data unit is at most 1024 bytes. */
         maxAppData: positiveInt.max(65_535).default(1024),
         /** Per device, the serial numbers (and content) of the last frames stored: a resend of one is answered, not stored again. */

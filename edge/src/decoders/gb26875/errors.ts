@@ -17,7 +17,6 @@ export const GB26875_ERRORS = {
   GB26875_BAD_PROFILE: "the device profile's gb26875 section is not valid",
   GB26875_UNKNOWN_SOURCE: "the frame's source address is not a transmission device registered for the GB/T 26875.3 listener (registry: gb26875.address, profile input gb26875-tcp)",
   GB26875_WRONG_SOURCE: "a frame published over MQTT carries another device's source address",
-  GB26875_TOO_MANY_CONNECTIONS: 'a connection over gb26875.maxConnections was closed at once',
 } as const;
 
 export type Gb26875ErrorCode = keyof typeof GB26875_ERRORS;

@@ -15,6 +15,12 @@
 //   (its bytes may be noise that held '@@').
 // Frames of one connection are handled in order, one at a time; while the pipeline is full the socket
 // is paused, so a device is slowed down rather than buffered without bound.
+//
+// In front of that, the listener guard (../guard/, as for MQTT and HJ 212): a connection is
+// "authenticated" by its first frame from a registered source address; until then it holds one of the
+// few unauthenticated slots and is closed after preAuthTimeoutMs; per-source caps; frames from
+// unregistered addresses count toward the source's throttle (loginThrottle), and a blocked source is
+// closed without an answer. GB/T 26875.3 has no password: the address is all a device proves.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -25,15 +31,8 @@ import { COMMANDS, Gb26875StreamFramer, encodeFrame, epochToTime, parseFrame, ty
 import type { Device, DeviceRegistry } from '../../registry/registry.ts';
 import type { RateLimitedWarn } from '../../log.ts';
 import type { Ingest } from '../../agent/ingest.ts';
+import { ConnectionSlots, LoginThrottle, listenerGuardMetrics, sourceOf, type ThrottleLimits } from '../guard/index.ts';
 
-/**
- * A connection guard (pre-authentication timeout, per-source caps: edge/src/inputs/guard's
- * ConnectionSlots has this shape): `admit` returns a slot, or undefined when it refused and closed the
- * socket; `authenticated()` once a registered device has spoken on it.
- */
-export interface Gb26875Guard {
-  admit(socket: Socket): { authenticated(): void } | undefined;
-}
 
 export interface Gb26875ListenerOptions {
   host: string;
@@ -41,6 +40,11 @@ export interface Gb26875ListenerOptions {
   maxConnections: number;
   /** A device silent this long (no heartbeat either) is disconnected; it reconnects. */
   idleTimeoutMs: number;
+  preAuthTimeoutMs?: number;
+  maxUnauthenticated?: number | undefined;
+  maxConnectionsPerSource?: number;
+  maxUnauthenticatedPerSource?: number;
+  loginThrottle?: ThrottleLimits;
   maxAppData: number;
   /** Per device, how many stored frames (serial + data) are remembered to recognise a resend. */
   rememberedSerials: number;
@@ -50,7 +54,6 @@ export interface Gb26875ListenerOptions {
   metricsRegistry: Registry;
   log: Logger;
   warn: RateLimitedWarn;
-  guard?: Gb26875Guard;
   /** The clock for the answers' time labels (tests). */
   now?: () => number;
 }
@@ -80,6 +83,20 @@ export async function startGb26875Listener(o: Gb26875ListenerOptions): Promise<G
   };
   const now = o.now ?? Date.now;
   const sockets = new Set<Socket>();
+  const guardMetrics = listenerGuardMetrics(o.metricsRegistry);
+  const slots = new ConnectionSlots(
+    'gb26875',
+    {
+      maxConnections: o.maxConnections,
+      maxUnauthenticated: Math.min(o.maxConnections, o.maxUnauthenticated ?? Math.max(1, Math.floor(o.maxConnections / 10))),
+      maxPerSource: o.maxConnectionsPerSource ?? 1_000,
+      maxUnauthenticatedPerSource: o.maxUnauthenticatedPerSource ?? 32,
+      preAuthTimeoutMs: o.preAuthTimeoutMs ?? 60_000,
+    },
+    guardMetrics,
+    o.warn,
+  );
+  const throttle = new LoginThrottle(o.loginThrottle ?? { maxFailures: 10, windowMs: 60_000, blockMs: 300_000 });
   /** Per device id: keys (serial + data digest) of frames stored, oldest first, bounded by rememberedSerials. */
   const stored = new Map<string, Set<string>>();
 
@@ -104,10 +121,22 @@ export async function startGb26875Listener(o: Gb26875ListenerOptions): Promise<G
     if (!p.ok) return refuse(sock, p.refusal.code, p.refusal.message); // the framer checked it; cannot happen
     const f = p.frame;
     m.frames.inc({ command: String(f.command) });
+    const source = sourceOf(sock);
+    if ((await throttle.blockedFor(source)) > 0) {
+      guardMetrics.refused.inc({ listener: 'gb26875', reason: 'throttled' });
+      o.warn('gb26875_throttled', { remote: source }, 'GB/T 26875.3 frame refused: source blocked after repeated unregistered addresses (gb26875.loginThrottle); connection closed');
+      sock.destroy();
+      return;
+    }
     const device = o.registry.byGbAddress(f.source);
     if (!device || device.profile.profile.input !== 'gb26875-tcp') {
       refuse(sock, 'GB26875_UNKNOWN_SOURCE', `no transmission device with source address ${f.source} is registered for the GB/T 26875.3 listener`);
-      return answer(sock, f, COMMANDS.deny);
+      answer(sock, f, COMMANDS.deny);
+      if (await throttle.failed(source)) {
+        o.warn('gb26875_source_blocked', { remote: source }, 'GB/T 26875.3 source blocked after repeated unregistered addresses (gb26875.loginThrottle); connection closed');
+        sock.end();
+      }
+      return;
     }
     authenticated();
     if (f.command === COMMANDS.confirm || f.command === COMMANDS.deny) return; // an answer: the centre sends no commands yet
@@ -129,23 +158,16 @@ export async function startGb26875Listener(o: Gb26875ListenerOptions): Promise<G
   }
 
   const onConnection = (sock: Socket) => {
-    if (sockets.size >= o.maxConnections) {
-      m.refused.inc({ reason: 'GB26875_TOO_MANY_CONNECTIONS' });
-      o.warn('gb26875_too_many_connections', { remote: sock.remoteAddress, max: o.maxConnections }, 'GB/T 26875.3 connection refused: gb26875.maxConnections reached');
-      sock.destroy();
-      return;
-    }
-    const slot = o.guard ? o.guard.admit(sock) : { authenticated: () => undefined };
+    // Total, unauthenticated and per-source caps, pre-authentication timeout (counted as listener_refused_total{listener="gb26875"}).
+    const slot = slots.admit(sock);
     if (!slot) return;
-    let isAuthenticated = false;
     const authenticated = () => {
-      if (isAuthenticated) return;
-      isAuthenticated = true;
+      if (slot.isAuthenticated) return;
       slot.authenticated();
+      sock.setTimeout(o.idleTimeoutMs, () => sock.destroy());
     };
     sockets.add(sock);
     m.connections.set(sockets.size);
-    sock.setTimeout(o.idleTimeoutMs, () => sock.destroy());
     sock.on('error', () => undefined);
     sock.on('close', () => {
       sockets.delete(sock);
