@@ -59,7 +59,7 @@ describe('npm start (the demo stack)', () => {
     const which = spawnSync('sh', ['-c', 'command -v mosquitto_pub']);
     expect(which.status, 'mosquitto_pub is missing: scripts/setup.sh installs Debian\'s mosquitto-clients').toBe(0);
     const ts = Date.now() - 2000;
-    const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(ports.mqtt), '-u', 'demo-env-001', '-P', 'demo-env-001-secret', '-q', '1', '-t', 'devices/demo-env-001/telemetry', '-m', JSON.stringify({ ts, metrics: { pm25: 35.2, pm10: 61 } })], { encoding: 'utf8' });
+    const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(ports.mqtt), '-i', 'demo-env-001', '-u', 'demo-env-001', '-P', 'demo-env-001-secret', '-q', '1', '-t', 'devices/demo-env-001/telemetry', '-m', JSON.stringify({ ts, metrics: { pm25: 35.2, pm10: 61 } })], { encoding: 'utf8' });
     expect(pub.status, pub.stderr).toBe(0);
     const url = `http://127.0.0.1:${ports.influx}`;
     let found: Record<string, unknown>[] = [];

@@ -21,7 +21,7 @@ afterAll(async () => {
 
 describe('MQTT 5 device → edge → cloud → InfluxDB', () => {
   it('readings from mqtt.js (v5) and mosquitto_pub -V mqttv5 land; refusals come back as reason codes', async () => {
-    const c = await mqtt.connectAsync(stack.mqttUrl, { username: 'v5-env-001', password: 'v5-env-001-secret', protocolVersion: 5, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(stack.mqttUrl, { username: 'v5-env-001', password: 'v5-env-001-secret', clientId: 'v5-env-001', protocolVersion: 5, reconnectPeriod: 0 });
     const ts = Date.now() - 3000;
     await c.publishAsync(TOPIC, JSON.stringify({ ts, metrics: { pm25: 12.5 } }), { qos: 1, properties: { topicAlias: 1 } });
     const codes: number[] = [];

@@ -422,7 +422,7 @@ ${exposed}
   registry        the cloud's (GET /v1/devices); the simulators' list in ${registryFile}
 
 Publish a reading as demo-env-001:
-  mosquitto_pub -h ${SHOWN} -p ${ports.mqtt} -u demo-env-001 -P demo-env-001-secret -q 1 \\
+  mosquitto_pub -h ${SHOWN} -p ${ports.mqtt} -i demo-env-001 -u demo-env-001 -P demo-env-001-secret -q 1 \\
     -t devices/demo-env-001/telemetry -m '{"ts": ${now}, "metrics": {"pm25": 35.2, "pm10": 61}}'
 
 Play the fire scenario (smoke, a zone's fire alarm, sprinkler pressure drop) with a second panel:
