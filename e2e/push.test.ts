@@ -111,6 +111,18 @@ describe('CTWing AEP → edge push receiver → cloud → InfluxDB', () => {
     await stack.edge.flush(5000);
     expect(await q(`SELECT * FROM nbiot WHERE device_id = 'demo-ctwing-001' AND battery = 11`)).toHaveLength(0);
   });
+
+  it("the edge's /healthz shows the push receivers: reports kept, pushes refused, seconds since the last report", async () => {
+    const h = (await (await fetch(`http://127.0.0.1:${stack.edge.httpPort}/healthz`)).json()) as {
+      push: { port: number; platforms: string[]; kept: Record<string, number>; refused: Record<string, number>; secondsSinceReport: Record<string, number | null> } | null;
+    };
+    expect(h.push).not.toBeNull();
+    expect(h.push!.port).toBe(stack.edge.pushPort);
+    expect(h.push!.platforms.sort()).toEqual(['ctwing', 'onenet', 'onenet-studio']);
+    expect(h.push!.kept.ctwing).toBeGreaterThanOrEqual(3);
+    expect(h.push!.refused.ctwing).toBeGreaterThanOrEqual(1);
+    expect(typeof h.push!.secondsSinceReport.ctwing).toBe('number');
+  });
 });
 
 describe('OneNET and OneNET Studio → edge → InfluxDB', () => {

@@ -180,6 +180,7 @@ export async function startEdge(config: EdgeConfig | EdgeConfigInput, opts: Star
       mqtt: { port: mqtt.port, connections: mqtt.connections() },
       hj212: hj212 ? { port: hj212.port, connections: hj212.connections() } : null,
       gb26875: gb26875 ? { port: gb26875.port, connections: gb26875.connections() } : null,
+      push: push ? push.status() : null,
       opcua: opcuaStatus,
       uplink: { state: u.state, lastAckAt: u.lastAckAt === null ? null : new Date(u.lastAckAt).toISOString(), lastError: u.lastError },
       queuedReadings: qs.telemetry.readings + qs.alarm.readings,

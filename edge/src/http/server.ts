@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
+import type { HttpPushStatus } from '../inputs/http-push/server.ts';
 import type { OpcuaServerStatus } from '../inputs/opcua/types.ts';
 
 export interface Health {
@@ -11,6 +12,8 @@ export interface Health {
   mqtt: { port: number; connections: number };
   hj212: { port: number; connections: number } | null;
   gb26875?: { port: number; connections: number } | null;
+  /** The CTWing / OneNET push receivers (null when not configured). */
+  push?: HttpPushStatus | null;
   opcua: OpcuaServerStatus[];
   uplink: { state: 'up' | 'down' | 'unknown'; lastAckAt: string | null; lastError: string | null };
   queuedReadings: number;

@@ -48,7 +48,19 @@ export interface HttpPushOptions extends HttpPushConfig {
 
 export interface HttpPushListener {
   port: number;
+  /** What /healthz shows: the receivers' own view, so "no push for an hour" is visible without Prometheus. */
+  status(): HttpPushStatus;
   close(): Promise<void>;
+}
+
+export interface HttpPushStatus {
+  port: number;
+  platforms: string[];
+  /** Reports kept (durable in the queue) and pushes refused since start, per platform. */
+  kept: Record<string, number>;
+  refused: Record<string, number>;
+  /** Seconds since the last report was kept, per platform; null before the first. */
+  secondsSinceReport: Record<string, number | null>;
 }
 
 interface Route {
@@ -131,8 +143,13 @@ export async function startHttpPush(o: HttpPushOptions): Promise<HttpPushListene
     res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
     res.end(body);
   };
+  // Plain counts beside the Prometheus ones: health reads them on every probe without a registry scrape.
+  const keptBy: Record<string, number> = {};
+  const refusedBy: Record<string, number> = {};
+  const lastKeptAt: Record<string, number> = {};
   const refuseReq = (req: IncomingMessage, res: ServerResponse, platform: string, r: Refusal) => {
     m.refused.inc({ platform, reason: r.code });
+    refusedBy[platform] = (refusedBy[platform] ?? 0) + 1;
     // Never the URL: it carries the path token.
     o.warn(`push_${r.code}`, { platform, remote: req.socket.remoteAddress, detail: r.detail.slice(0, 200) }, `push refused: ${r.code}`);
     const status = PUSH_STATUS[r.code] ?? 400;
@@ -208,6 +225,8 @@ export async function startHttpPush(o: HttpPushOptions): Promise<HttpPushListene
       } else {
         kept++;
         m.reports.inc({ platform: route.platform, message: item.message });
+        keptBy[route.platform] = (keptBy[route.platform] ?? 0) + 1;
+        lastKeptAt[route.platform] = Date.now();
       }
     }
     if (failure) return refuseReq(req, res, route.platform, failure);
@@ -307,8 +326,16 @@ export async function startHttpPush(o: HttpPushOptions): Promise<HttpPushListene
     });
   });
   o.log.info({ port: (server.address() as AddressInfo).port, platforms: [...routes.keys()] }, 'HTTP push receivers listening');
+  const port = (server.address() as AddressInfo).port;
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
+    status: () => {
+      const now = Date.now();
+      const platforms = [...routes.keys()];
+      const since: Record<string, number | null> = {};
+      for (const p of platforms) since[p] = lastKeptAt[p] === undefined ? null : Math.round((now - lastKeptAt[p]!) / 1000);
+      return { port, platforms, kept: { ...keptBy }, refused: { ...refusedBy }, secondsSinceReport: since };
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
