@@ -4,11 +4,15 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runSim } from '@citysense/device-sim';
 import { startStack, type Stack, type StackDevice } from './stack.ts';
 import { waitFor } from './setup/influx.ts';
 
 const run = promisify(execFile);
-const DEVICES: StackDevice[] = [{ id: 'v5-env-001', family: 'environment', secret: 'v5-env-001-secret', district: 'jinshui', tags: { site: 'park-5' } }];
+const DEVICES: StackDevice[] = [
+  { id: 'v5-env-001', family: 'environment', secret: 'v5-env-001-secret', district: 'jinshui', tags: { site: 'park-5' } },
+  { id: 'v5-fire-001', family: 'fire', secret: 'v5-fire-001-secret', district: 'erqi' },
+];
 const TOPIC = 'devices/v5-env-001/telemetry';
 
 let stack: Stack;
@@ -46,5 +50,23 @@ describe('MQTT 5 device → edge → cloud → InfluxDB', () => {
       [ts, 12.5, 'park-5'],
       [ts + 1000, 13.5, 'park-5'],
     ]);
+  });
+
+  it('device-sim --mqtt-version 5: every acknowledged reading is in InfluxDB', async () => {
+    const stats = await runSim({
+      url: stack.mqttUrl,
+      devices: [{ id: 'v5-fire-001', secret: 'v5-fire-001-secret', family: 'fire' }],
+      mqttVersion: 5,
+      count: 20,
+      intervalMs: 5,
+      seed: 5,
+      simStepMs: 1_000,
+      startTs: Date.now() - 3_600_000,
+      progress: false,
+      log: () => undefined,
+    });
+    expect(stats.acked).toBe(20);
+    expect(stats.failed).toBe(0);
+    await waitFor('20 fire readings', async () => (await stack.influx.query(`SELECT * FROM fire WHERE device_id = 'v5-fire-001'`)).length === 20);
   });
 });

@@ -48,6 +48,12 @@ function positiveNumber(value: string): number {
   return n;
 }
 
+function mqttVersion(value: string): 4 | 5 {
+  if (value === '5') return 5;
+  if (value === '3.1.1' || value === '4') return 4;
+  throw new InvalidArgumentError("expected '3.1.1' or '5'");
+}
+
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
@@ -151,6 +157,7 @@ interface CliOptions {
   connectTimeoutMs: number;
   maxInflight: number;
   drainTimeoutMs: number;
+  mqttVersion: 4 | 5;
 }
 
 function buildProgram(io: CliIo): Command {
@@ -173,6 +180,7 @@ function buildProgram(io: CliIo): Command {
     .option('--registry <file>', 'take devices (ids, secrets, families) from an edge registry YAML/JSON')
     .option('--write-registry <file>', "write the registry for this run's devices ('-' for stdout) and exit")
     .option('--device <id:secret:family>', 'an explicit device (repeatable)', deviceSpec)
+    .option('--mqtt-version <version>', "MQTT protocol of the devices: '3.1.1' or '5'", mqttVersion, 4 as 4 | 5)
     .option('--events', 'also publish events (fire alarms, faults, low battery) to devices/{id}/events')
     .option('--hj212 <host:port>', "the edge's HJ 212 TCP listener for hj212-air-station devices", hostPort, {
       host: DEFAULT_HJ212_HOST,
@@ -424,6 +432,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     devices,
     seed,
     qos: opts.qos === '0' ? 0 : 1,
+    mqttVersion: opts.mqttVersion,
     events: opts.events === true,
     forever: opts.forever === true,
     connectConcurrency: opts.connectConcurrency,

@@ -87,6 +87,8 @@ export interface SimOptions {
   /** Simulated time between two readings of a device; default `intervalMs` (real time). */
   simStepMs?: number;
   qos?: Qos;
+  /** MQTT protocol level of every MQTT device: 4 (3.1.1, default) or 5. */
+  mqttVersion?: 4 | 5;
   /** Also publish the families' events (fire alarms, faults, low battery...) to `devices/{id}/events`. */
   events?: boolean;
   connectConcurrency?: number;
@@ -536,6 +538,7 @@ export async function runSim(options: SimOptions = {}): Promise<SimStats> {
         qos,
         connectTimeoutMs,
         reconnectPeriodMs: options.reconnectPeriodMs ?? 1000,
+        protocolVersion: options.mqttVersion ?? 4,
       });
     let conn: Link;
     let mqtt: MqttDevice | undefined;

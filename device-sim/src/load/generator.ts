@@ -42,6 +42,8 @@ export interface LoadOptions {
   /** PUBLISH packets in flight per connection (QoS 1). */
   window: number;
   qos?: 0 | 1;
+  /** MQTT protocol level: 4 (3.1.1, default) or 5. */
+  mqttVersion?: 4 | 5;
   /** Messages in all (a bound, not a target). */
   total: number;
   maxDurationMs: number;
@@ -142,7 +144,7 @@ class Conn {
     const s = connect({ host: g.o.host, port: g.o.port, ...(local ? { localAddress: local } : {}), noDelay: true });
     this.socket = s;
     s.on('connect', () => {
-      s.write(encodeConnect({ clientId: this.device.id, username: this.device.id, password: this.device.secret, keepaliveS: g.keepaliveS }));
+      s.write(encodeConnect({ clientId: this.device.id, username: this.device.id, password: this.device.secret, keepaliveS: g.keepaliveS, version: g.mqttVersion }));
     });
     s.on('data', (chunk: Buffer) => {
       g.now = performance.now();
@@ -242,6 +244,7 @@ export class LoadGenerator {
   readonly tpl: ReturnType<typeof encodePublishTemplate>;
   readonly localAddresses: string[];
   readonly keepaliveS: number;
+  readonly mqttVersion: 4 | 5;
   readonly maxReconnects: number;
   readonly tsStep: number;
   private readonly conns: Conn[] = [];
@@ -279,6 +282,7 @@ export class LoadGenerator {
     this.bounds = this.metrics.map((m) => [Math.round(m.lo * 10), Math.round(m.hi * 10)]);
     this.localAddresses = o.localAddresses ?? [];
     this.keepaliveS = o.keepaliveS ?? 120;
+    this.mqttVersion = o.mqttVersion ?? 4;
     this.maxReconnects = o.maxReconnects ?? 20;
     this.tsStep = o.tsStepMs ?? 1;
     this.seed = o.seed ?? 1;
@@ -299,7 +303,7 @@ export class LoadGenerator {
   template(deviceId: string): ReturnType<typeof encodePublishTemplate> {
     const payload = `{"ts":${TS_MARK},"metrics":{${this.metrics.map((m) => `"${m.name}":${VAL_MARK}`).join(',')}}}`;
     // Offsets depend only on the topic's length; each device's template is built for its own topic.
-    return encodePublishTemplate(`devices/${deviceId}/telemetry`, payload, this.o.qos ?? 1, { ts: TS_MARK, values: this.metrics.map(() => VAL_MARK) });
+    return encodePublishTemplate(`devices/${deviceId}/telemetry`, payload, this.o.qos ?? 1, { ts: TS_MARK, values: this.metrics.map(() => VAL_MARK) }, this.o.mqttVersion ?? 4);
   }
 
   /** Runs until the bounds are reached; resolves with the final snapshot. */

@@ -32,6 +32,8 @@ export interface MqttDeviceOptions {
   /** Pause between reconnect attempts, both before the first CONNACK and after a dropped connection. */
   reconnectPeriodMs: number;
   keepaliveS?: number;
+  /** MQTT protocol level: 4 (3.1.1, default) or 5. */
+  protocolVersion?: 4 | 5;
 }
 
 export type ConnectOutcome =
@@ -48,6 +50,16 @@ const CONNACK_REASONS: Record<number, string> = {
   3: 'server unavailable',
   4: 'bad username or password',
   5: 'not authorized',
+  // MQTT 5 CONNACK reason codes [MQTT-3.2.2.2].
+  0x80: 'unspecified error',
+  0x81: 'malformed packet',
+  0x84: 'unsupported protocol version',
+  0x85: 'client identifier not valid',
+  0x86: 'bad user name or password',
+  0x87: 'not authorized',
+  0x89: 'server busy',
+  0x8a: 'banned',
+  0x8c: 'bad authentication method',
 };
 
 export function connackReason(code: number): string {
@@ -85,7 +97,7 @@ export class MqttDevice {
       clientId: id,
       username: id,
       password: secret,
-      protocolVersion: 4,
+      protocolVersion: this.options.protocolVersion ?? 4,
       clean: true,
       keepalive: this.options.keepaliveS ?? 30,
       reconnectPeriod: reconnectPeriodMs,

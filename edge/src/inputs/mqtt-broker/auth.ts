@@ -17,6 +17,8 @@ export const CONNECT_REFUSE = {
   throttled: 'throttled',
   /** The client id is not the device's own (clientIdBelongsTo). */
   clientIdRejected: 'client_id_rejected',
+  /** MQTT 5 enhanced authentication (an Authentication Method): not offered, CONNACK 0x8C. */
+  badAuthMethod: 'bad_auth_method',
 } as const;
 export type ConnectRefuseReason = (typeof CONNECT_REFUSE)[keyof typeof CONNECT_REFUSE];
 
@@ -26,6 +28,8 @@ export const PUBLISH_REFUSE = {
   unknownTopic: 'unknown_topic',
   unauthenticated: 'unauthenticated',
   packetTooLarge: 'packet_too_large',
+  /** The durable queue refused the message (disk full or failing): MQTT 5 PUBACK 0x97. */
+  queueRefused: 'queue_refused',
 } as const;
 export type PublishRefuseReason = (typeof PUBLISH_REFUSE)[keyof typeof PUBLISH_REFUSE];
 

@@ -3,7 +3,9 @@
 // queue's group commit), driven from a child process by the lean load generator (raw TCP, windowed
 // QoS 1). Reports the broker process' CPU-µs per message over a measured slice after a warm-up.
 //
-//   flock /tmp/citysense-bench.lock npx tsx edge/src/inputs/mqtt-broker/bench.ts [--conns 50] [--window 32] [--messages 200000] [--rate 0]
+//   flock /tmp/citysense-heavy.lock npx tsx edge/src/inputs/mqtt-broker/bench.ts [--conns 50] [--window 32] [--messages 200000] [--rate 0] [--mqtt-version 4|5]
+//
+// --mqtt-version 5 measures the MQTT 5 path (v5-session.ts) with the same load in MQTT 5 packets.
 //
 // Loopback only; every phase is bounded by a message count and a deadline.
 import { fork } from 'node:child_process';
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '0' },
     'max-seconds': { type: 'string', default: '120' },
     driver: { type: 'string' },
+    'mqtt-version': { type: 'string', default: '4' },
   },
 });
 const conns = Number(args.conns);
@@ -33,6 +36,7 @@ const measured = Number(args.messages);
 const warmup = Number(args.warmup);
 const rate = Number(args.rate);
 const maxMs = Number(args['max-seconds']) * 1000;
+const mqttVersion = args['mqtt-version'] === '5' ? 5 : 4;
 
 // All ids the same length: the generator's packet template offsets depend on it.
 const devices = Array.from({ length: conns }, (_, i) => ({ id: `bench-${String(i).padStart(5, '0')}`, secret: `secret-${i}` }));
@@ -51,6 +55,7 @@ if (args.driver !== undefined) {
     tsBase: Date.now(),
     connectRatePerS: 5000,
     maxReconnects: 0,
+    mqttVersion,
   });
   const s = await g.run();
   process.send?.({ sent: s.t, acked: g.acked, refused: g.refused });
@@ -113,7 +118,7 @@ if (args.driver !== undefined) {
     warn: () => undefined,
   });
 
-  const child = fork(fileURLToPath(import.meta.url), ['--driver', String(broker.port), '--conns', String(conns), '--window', String(window), '--messages', String(measured), '--warmup', String(warmup), '--rate', String(rate), '--max-seconds', String(maxMs / 1000)], {
+  const child = fork(fileURLToPath(import.meta.url), ['--driver', String(broker.port), '--conns', String(conns), '--window', String(window), '--messages', String(measured), '--warmup', String(warmup), '--rate', String(rate), '--max-seconds', String(maxMs / 1000), '--mqtt-version', String(mqttVersion)], {
     stdio: 'inherit',
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -128,6 +133,7 @@ if (args.driver !== undefined) {
   }
   console.log(
     JSON.stringify({
+      mqttVersion,
       conns,
       window,
       rate,

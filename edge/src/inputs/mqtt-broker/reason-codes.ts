@@ -38,7 +38,7 @@ export function connackReason(reason: ConnectRefuseReason | string): number {
       return RC.serverBusy;
     case 'client_id_rejected':
       return RC.clientIdNotValid;
-    case 'bad_auth_method':
+    case CONNECT_REFUSE.badAuthMethod:
       return RC.badAuthenticationMethod;
     default:
       // no_mqtt_login, a throttled source: the device may not log in, whatever it sends.

@@ -15,7 +15,7 @@ import type { Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import type { Device } from '../../registry/registry.ts';
 import type { MessageMeta, MessageRefusal } from '../../agent/ingest.ts';
-import { PUBLISH_REFUSE, authorizeTopic, type TopicKind } from './auth.ts';
+import { CONNECT_REFUSE, PUBLISH_REFUSE, authorizeTopic, type TopicKind } from './auth.ts';
 import { RC, connackReason, topicRefusalReason } from './reason-codes.ts';
 
 export type V5Login = { ok: true; device: Device; telemetry: Buffer; events: Buffer } | { ok: false; reason: string };
@@ -265,7 +265,7 @@ export class V5Session {
     if (props.maximumPacketSize) this.clientMaxPacket = props.maximumPacketSize;
     if (props.authenticationMethod !== undefined) {
       // Enhanced authentication (SCRAM, Kerberos, ...) is not offered: username and password only.
-      return this.refuseConnect(RC.badAuthenticationMethod, 'bad_auth_method', p.username);
+      return this.refuseConnect(RC.badAuthenticationMethod, CONNECT_REFUSE.badAuthMethod, p.username);
     }
     this.state = 'login';
     this.ctx
@@ -436,8 +436,8 @@ export class V5Session {
         if (isQueueWriteFailure(err)) {
           // The queue cannot write (disk full): the device keeps its message and may try later.
           e.rc = RC.quotaExceeded;
-          e.reason = 'queue_refused';
-          this.ctx.publishRefused('queue_refused', live.device, kind);
+          e.reason = PUBLISH_REFUSE.queueRefused;
+          this.ctx.publishRefused(PUBLISH_REFUSE.queueRefused, live.device, kind);
           return this.settle(e);
         }
         this.ctx.clientError(this.clientId, err instanceof Error ? err.message : `message not taken: ${String(err)}`);
