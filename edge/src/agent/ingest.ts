@@ -65,8 +65,12 @@ export interface Ingest {
   mqtt(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number, meta?: MessageMeta): Promise<MessageRefusal | undefined>;
   /** Samples from an input that decoded them itself (HJ 212 over TCP, OPC-UA). */
   samples(device: Device, samples: readonly RawSample[], receivedAt: number, events?: readonly DecodedDeviceEvent[]): Promise<void>;
-  /** An HJ 212 frame whose MN and password the caller has checked; refusals of single values are counted here. */
-  hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void>;
+  /**
+   * An HJ 212 frame whose MN and password the caller has checked; refusals of single values are counted
+   * here. Resolves once the sink holds what was kept, and says whether anything was: the listener sends
+   * its 9014 data answer only for a frame kept (or already kept: `duplicate`).
+   */
+  hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<ReportOutcome>;
   /**
    * A report a platform pushed for this device (CTWing, OneNET): the device's raw frame (decoded with its
    * profile), or values the platform decoded (named by the profile's `source` names), plus events. Resolves
@@ -300,8 +304,16 @@ export function createIngest(o: { sink: Sink; metrics: EdgeMetrics; warn: RateLi
     for (const refusal of r.refusals) countValues(device, [{ name: refusal.item ?? frame.cn, reason: refusal.code }]);
     return deliver(device, r.readings, [], receivedAt, 'hj212');
   }
-  async function hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<void> {
-    await hj212Delivered(device, frame, receivedAt);
+  async function hj212Frame(device: Device, frame: Hj212Frame, receivedAt: number): Promise<ReportOutcome> {
+    const r = frameToReadings(frame);
+    for (const refusal of r.refusals) countValues(device, [{ name: refusal.item ?? frame.cn, reason: refusal.code }]);
+    const d = await deliver(device, r.readings, [], receivedAt, 'hj212');
+    if (d.readings + d.events > 0) return { kept: true, readings: d.readings, events: d.events };
+    if (d.duplicates > 0) return { kept: false, duplicate: true, reason: MESSAGE_REJECT.duplicate, detail: 'the same reading was already kept' };
+    // Nothing kept: a frame without DataTime, or every value refused (already counted, by item).
+    const first = r.refusals[0];
+    const why = d.refusal ?? (first ? { reason: first.code, detail: first.message } : { reason: MESSAGE_REJECT.noValidValues, detail: 'the frame held no value' });
+    return { kept: false, duplicate: false, ...why };
   }
 
   async function mqtt(device: Device, kind: TopicKind, payload: Buffer, receivedAt: number, meta?: MessageMeta): Promise<MessageRefusal | undefined> {

@@ -151,6 +151,8 @@ export const edgeConfigSchema = z
         /** A connection without a valid frame (right MN and PW) within this is closed; stations send on connect. */
         preAuthTimeoutMs: positiveInt.default(60_000),
         ...guardKeys,
+        /** A frame complete by its length and CRC but without CRLF is taken after the station is quiet this long (0: wait for the CRLF). */
+        crlfIdleMs: z.number().int().min(0).max(60_000).default(200),
         /** HJ 212-2017 allows 1024 bytes of data segment; some stations send longer minute data. */
         maxSegmentBytes: positiveInt.default(1024),
         tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),

@@ -80,6 +80,7 @@ export function qnRtnFor(code: Hj212ErrorCode, field?: string): QnRtn {
     if (field === 'ST') return QN_RTN.wrongSt;
     if (field === 'CN') return QN_RTN.wrongCn;
     if (field === 'MN') return QN_RTN.wrongMn;
+    if (field === 'PW') return QN_RTN.wrongPassword;
     if (field === 'Flag' || field === 'PNUM' || field === 'PNO') return QN_RTN.wrongFlag;
   }
   return QN_RTN.unknown;

@@ -121,7 +121,11 @@ export function parseFrameBytes(bytes: Uint8Array, opts: ParseFrameOptions = {})
   if (segText === undefined) {
     return hj212Refusal('HJ212_BAD_ENCODING', 'the data segment has bytes that are not UTF-8; set the station to UTF-8 (HJ 212-2017) text');
   }
-  return parseSegment(segText, crcText.toUpperCase(), opts.maxCpPairs ?? HJ212_MAX_CP_PAIRS);
+  const r = parseSegment(segText, crcText.toUpperCase(), opts.maxCpPairs ?? HJ212_MAX_CP_PAIRS);
+  // A frame refused for a field (ST, CN, PNUM, DataTime...) can still be answered 9011 with the QnRtn
+  // that names the field, as long as its QN, MN and Flag were readable.
+  if (!r.ok && r.partial === undefined && partialExtra) r.partial = partialExtra.partial;
+  return r;
 }
 
 interface Header {

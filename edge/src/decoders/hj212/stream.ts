@@ -47,6 +47,8 @@ interface Skip {
 export class Hj212StreamSplitter {
   private buf: Buffer = Buffer.alloc(0);
   private skip: Skip | undefined;
+  /** idle() delivered a frame without its CRLF: a CRLF that still comes belongs to it, not to garbage. */
+  private lateCrlf = false;
   private readonly maxSegment: number;
   private readonly maxFrame: number;
 
@@ -65,6 +67,11 @@ export class Hj212StreamSplitter {
   push(chunk: Uint8Array): Hj212StreamItem[] {
     const out: Hj212StreamItem[] = [];
     if (chunk.length > 0) this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
+    if (this.lateCrlf && this.buf.length > 0) {
+      if (this.buf[0] === CR && this.buf.length === 1) return out; // the LF may follow
+      this.lateCrlf = false;
+      if (this.buf[0] === CR && this.buf[1] === LF) this.buf = this.buf.subarray(2);
+    }
     for (;;) {
       if (this.skip) {
         if (!this.resync(out)) break;
@@ -129,9 +136,34 @@ export class Hj212StreamSplitter {
     return out;
   }
 
+  /**
+   * The station has gone quiet (hj212.crlfIdleMs): a held frame that is complete by its length and whose
+   * CRC checks, but whose CRLF has not come, is delivered now. Some loggers leave the CRLF out; without
+   * this their frame would wait for their next write, and they for an answer that never comes (so they
+   * resend). Anything less certain (CRC wrong, bytes after the CRC) stays held: push() judges it.
+   */
+  idle(): Hj212StreamItem[] {
+    const b = this.buf;
+    if (this.skip || b.length < HJ212_HEADER_BYTES || b[0] !== HASH || b[1] !== HASH) return [];
+    const lenText = b.toString('latin1', 2, 6);
+    if (!/^\d{4}$/.test(lenText)) return [];
+    const declared = Number(lenText);
+    if (declared > this.maxSegment || b.length !== HJ212_HEADER_BYTES + declared + 4 || !crcMatches(b, declared)) return [];
+    let text: string;
+    try {
+      text = utf8.decode(b);
+    } catch {
+      return [];
+    }
+    this.buf = Buffer.alloc(0);
+    this.lateCrlf = true;
+    return [{ frame: text, length: b.length }];
+  }
+
   /** The connection closed: report what is left. A last frame that only lacks its CRLF still counts. */
   end(): Hj212StreamItem[] {
     const out: Hj212StreamItem[] = [];
+    if (this.lateCrlf && this.buf.length === 1 && this.buf[0] === CR) this.buf = Buffer.alloc(0);
     const b = this.buf;
     if (!this.skip && b.length >= HJ212_HEADER_BYTES && b[0] === HASH && b[1] === HASH) {
       const declared = Number(b.toString('latin1', 2, 6));

@@ -3,6 +3,9 @@
 // is checked (length, CRC, fields), its MN mapped to a registered station and its PW checked, and its
 // readings handed to the pipeline. The answer the frame's Flag asks for (9014 for data) is written only
 // after the sink holds the readings, as a PUBACK is on MQTT: a station that got its answer may forget.
+// A 9014 therefore means "stored": a frame of which nothing was kept (no DataTime, every value refused,
+// a command the profile does not take) gets 9011 QnRtn 2 instead, and an answer from a station
+// (9011..9014) gets nothing, so two ends never answer each other's answers.
 //
 // In front of that, the listener guard (../guard/): a connection is "authenticated" by its first valid
 // frame with a registered MN and the right PW; until then it has hj212.preAuthTimeoutMs, a share of the
@@ -23,6 +26,7 @@ import {
   QN_RTN,
   HJ212_DATA_CNS,
   type Hj212Frame,
+  type Hj212StreamItem,
 } from '../../decoders/hj212/index.ts';
 import type { DeviceRegistry } from '../../registry/registry.ts';
 import { ConnectionSlots, LoginThrottle, listenerGuardMetrics, sourceOf, type Slot, type ThrottleLimits } from '../guard/index.ts';
@@ -30,6 +34,9 @@ import { checkStationPassword } from '../../decoders/hj212/auth.ts';
 import { CredentialChecker } from '../../registry/credentials.ts';
 import type { RateLimitedWarn } from '../../log.ts';
 import type { Ingest } from '../../agent/ingest.ts';
+
+/** HJ 212-2017 answer command codes: frames a station sends in reply, never to be answered themselves. */
+const ANSWER_CNS = new Set(['9011', '9012', '9013', '9014']);
 
 export interface Hj212ListenerOptions {
   host: string;
@@ -46,6 +53,8 @@ export interface Hj212ListenerOptions {
   /** Checks PWs against their salted verifiers (shared with the MQTT broker). */
   credentials?: CredentialChecker | undefined;
   maxSegmentBytes: number;
+  /** A held frame complete by length and CRC but without CRLF is taken after this much quiet (0: never). Default 200. */
+  crlfIdleMs?: number | undefined;
   /** decoders.hj212.maxCpPairs (default 512). */
   maxCpPairs?: number;
   tls?: { cert: string; key: string } | undefined;
@@ -137,14 +146,22 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
       sock.setTimeout(o.idleTimeoutMs, () => sock.destroy());
     }
     m.frames.inc({ cn: f.cn });
+    // An answer (9011 request answer, 9012 result, 9013 notice answer, 9014 data answer) is never answered.
+    if (ANSWER_CNS.has(f.cn)) return;
     const commands: readonly string[] = device.profile.profile.hj212?.commands ?? Object.keys(HJ212_DATA_CNS);
     if (!(f.cn in HJ212_DATA_CNS) || !commands.includes(f.cn)) {
-      // Not data (a boot notice, a running state the profile does not map): answered, not stored.
+      // Not data this station's profile takes (a boot notice, an unmapped running state): nothing is
+      // stored, so no 9014; 9011 QnRtn 2 (refused) tells the logger not to wait for one.
+      refuse(sock, 'HJ212_UNSUPPORTED_CN', `CN=${f.cn} from station ${device.id} is not stored (profile commands: ${commands.join(', ')})`, f.ackWanted ? requestAnswer(f, QN_RTN.refused) : undefined);
+      return;
+    }
+    const outcome = await o.ingest.hj212Frame(device, f, Date.now());
+    // A resent frame already kept (duplicate) is stored: answer it, or the logger resends it again.
+    if (outcome.kept || outcome.duplicate) {
       if (f.ackWanted) send(sock, dataAnswer(f));
       return;
     }
-    await o.ingest.hj212Frame(device, f, Date.now());
-    if (f.ackWanted) send(sock, dataAnswer(f));
+    refuse(sock, outcome.reason, `nothing of CN=${f.cn} QN=${f.qn} from station ${device.id} was stored: ${outcome.detail}`, f.ackWanted ? requestAnswer(f, QN_RTN.refused) : undefined);
   }
 
   const onConnection = (sock: Socket) => {
@@ -162,8 +179,8 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
     // socket is paused, so a station is slowed down rather than buffered without bound.
     let chain = Promise.resolve();
     let pending = 0;
-    sock.on('data', (chunk: Buffer) => {
-      for (const item of splitter.push(chunk)) {
+    const take = (items: Hj212StreamItem[]) => {
+      for (const item of items) {
         if ('garbage' in item) {
           refuse(sock, item.code, item.message);
           continue;
@@ -176,6 +193,21 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
           .finally(() => {
             if (--pending === 0 && !sock.destroyed) sock.resume();
           });
+      }
+    };
+    // A logger that leaves out the CRLF would have its frame held until its next write: after
+    // crlfIdleMs of quiet, a frame complete by length whose CRC checks is taken (Hj212StreamSplitter.idle).
+    const crlfIdleMs = o.crlfIdleMs ?? 200;
+    let idleTimer: NodeJS.Timeout | undefined;
+    sock.on('close', () => clearTimeout(idleTimer));
+    sock.on('data', (chunk: Buffer) => {
+      clearTimeout(idleTimer);
+      take(splitter.push(chunk));
+      if (crlfIdleMs > 0 && splitter.buffered > 0) {
+        idleTimer = setTimeout(() => {
+          if (!sock.destroyed) take(splitter.idle());
+        }, crlfIdleMs);
+        idleTimer.unref();
       }
     });
   };
