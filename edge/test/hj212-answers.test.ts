@@ -147,6 +147,13 @@ describe('HJ 212 refusals the station can act on (item 7)', () => {
     expect(await answers(s, 5)).toEqual([a9011(st, 5), a9011(cn, 8), a9011(pnum, 6), a9011(dt, 100), a9014(good)]);
   });
 
+  it('does not answer a 2005 upload without QN (an answer must carry the QN), even with the A bit (Flag=1)', async () => {
+    const s = await station();
+    const good = nextQn();
+    s.write(frame(`ST=22;CN=2011;PW=${PW};MN=${MN};Flag=1;CP=&&DataTime=${chinaNow(-11)};a34004-Rtd=51.5&&`) + frame(data(good, `DataTime=${chinaNow(-12)};a34004-Rtd=52.5`)));
+    expect(await answers(s, 1)).toEqual([a9014(good)]);
+  });
+
   it('does not answer a refused frame that did not ask for an answer (Flag=4)', async () => {
     const s = await station();
     const good = nextQn();

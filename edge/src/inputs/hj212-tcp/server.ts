@@ -116,6 +116,8 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
     const r = parseFrame(text, { maxSegmentBytes: o.maxSegmentBytes, ...(o.maxCpPairs ? { maxCpPairs: o.maxCpPairs } : {}) });
     if (!r.ok) return refuse(sock, r.code, r.message, answerFor(r));
     const f: Hj212Frame = r.frame;
+    // An answer carries the frame's QN; a 2005 upload without one (QN is optional there) cannot be answered.
+    const answerable = f.ackWanted && f.qn !== '';
     if (await throttle.blockedFor(slot.source) > 0) {
       // Blocked after repeated wrong PWs: closed, not answered, the PW not even checked.
       guardMetrics.refused.inc({ listener: 'hj212', reason: 'throttled' });
@@ -133,7 +135,7 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
         sock,
         reason,
         device ? `wrong PW for station ${device.id} (MN ${f.mn})` : `no station with MN ${f.mn} is registered for the HJ 212 listener`,
-        f.ackWanted ? requestAnswer(f, QN_RTN.wrongPassword) : undefined,
+        answerable ? requestAnswer(f, QN_RTN.wrongPassword) : undefined,
       );
       if (check !== 'busy' && (await throttle.failed(slot.source))) {
         o.warn('hj212_source_blocked', { remote: slot.source, ...throttleLimits }, 'HJ 212 source blocked after repeated wrong PWs or unknown MNs (hj212.loginThrottle); connection closed');
@@ -152,16 +154,16 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
     if (!(f.cn in HJ212_DATA_CNS) || !commands.includes(f.cn)) {
       // Not data this station's profile takes (a boot notice, an unmapped running state): nothing is
       // stored, so no 9014; 9011 QnRtn 2 (refused) tells the logger not to wait for one.
-      refuse(sock, 'HJ212_UNSUPPORTED_CN', `CN=${f.cn} from station ${device.id} is not stored (profile commands: ${commands.join(', ')})`, f.ackWanted ? requestAnswer(f, QN_RTN.refused) : undefined);
+      refuse(sock, 'HJ212_UNSUPPORTED_CN', `CN=${f.cn} from station ${device.id} is not stored (profile commands: ${commands.join(', ')})`, answerable ? requestAnswer(f, QN_RTN.refused) : undefined);
       return;
     }
     const outcome = await o.ingest.hj212Frame(device, f, Date.now());
     // A resent frame already kept (duplicate) is stored: answer it, or the logger resends it again.
     if (outcome.kept || outcome.duplicate) {
-      if (f.ackWanted) send(sock, dataAnswer(f));
+      if (answerable) send(sock, dataAnswer(f));
       return;
     }
-    refuse(sock, outcome.reason, `nothing of CN=${f.cn} QN=${f.qn} from station ${device.id} was stored: ${outcome.detail}`, f.ackWanted ? requestAnswer(f, QN_RTN.refused) : undefined);
+    refuse(sock, outcome.reason, `nothing of CN=${f.cn} QN=${f.qn} from station ${device.id} was stored: ${outcome.detail}`, answerable ? requestAnswer(f, QN_RTN.refused) : undefined);
   }
 
   const onConnection = (sock: Socket) => {
