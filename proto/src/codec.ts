@@ -3,7 +3,7 @@
 // turns it into the plain objects of types.ts and back, so neither side handles tables or offsets.
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { encodeBatchDirect, POW10 } from './encode-batch.ts';
+import { encodeBatchDirect, POW10 } from './encode/layout.ts';
 import { ProtoDecodeError } from './errors.ts';
 import { checkBatchWire, DEFAULT_DECODE_LIMITS, type DecodeLimits } from './wire-limits.ts';
 import {
@@ -77,7 +77,7 @@ function wireToValue(w: WireValue): MetricValue {
  * Encodes a batch. Devices are tabled by id: the family and tags of a device's first reading or event in
  * the batch stand for all of them. A device with several readings of the same metric set travels as a
  * column Series, a lone reading in row form. Decoding returns row-form readings first, then each series in
- * order; reading indices in an Ack refer to that decoded order. Written by hand (encode-batch.ts): it is
+ * order; reading indices in an Ack refer to that decoded order. Written by hand (encode/layout.ts): it is
  * the edge's hot path; the bytes are those protobufjs writes for the same wire form.
  */
 export function encodeBatch(batch: Batch): Uint8Array {
