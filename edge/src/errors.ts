@@ -13,7 +13,6 @@ export const EDGE_ERRORS = {
   PROFILE_INVALID: 'a device profile does not match the profile schema (docs/profiles.md)',
   PROFILE_UNKNOWN: 'a device names a profile that no profile file defines',
   TLS_FILE_UNREADABLE: 'a TLS file named in uplink.tls cannot be read',
-  EDGE_CLOSED: 'the edge is shutting down and accepts no more data',
   QUEUE_CLOSED: 'the durable queue is closed (the edge is shutting down): the message was not acknowledged',
   QUEUE_WRITE_FAILED: 'the durable queue could not write to disk (full? read-only?): messages are not acknowledged until it can',
   QUEUE_UNREADABLE: 'the durable queue folder cannot be opened (permissions? another process using it?)',

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { Batch, DeviceEvent, DropReport, Lane, Reading } from '@citysense/proto';
 import type { Sink } from '../sink.ts';
+import { EDGE_ERRORS, type EdgeErrorCode } from '../errors.ts';
 
 /** An item is 'alarm' when it is an event of priority 'alarm'; everything else is 'telemetry'. */
 export type DataClass = Lane;
@@ -124,13 +125,8 @@ export interface DurableQueue extends Sink {
   close(): Promise<void>;
 }
 
-export const QUEUE_ERRORS = {
-  QUEUE_CLOSED: 'the queue is closed and accepts no more data',
-  QUEUE_WRITE_FAILED: 'the queue could not write to its disk (full or failing); the data was not acknowledged',
-  QUEUE_UNREADABLE: 'the queue directory cannot be read or created',
-} as const;
-
-export type QueueErrorCode = keyof typeof QUEUE_ERRORS;
+/** The queue's codes: declared once, with the edge's others, in edge/src/errors.ts. */
+export type QueueErrorCode = Extract<EdgeErrorCode, `QUEUE_${string}`>;
 
 export class QueueError extends Error {
   override name = 'QueueError';
@@ -139,7 +135,7 @@ export class QueueError extends Error {
     detail: string,
     options?: { cause?: unknown },
   ) {
-    super(`${code}: ${QUEUE_ERRORS[code]}: ${detail}`, options);
+    super(`${code}: ${EDGE_ERRORS[code]}: ${detail}`, options);
   }
 }
 

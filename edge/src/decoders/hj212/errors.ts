@@ -16,7 +16,7 @@ export const HJ212_ERRORS = {
   HJ212_BAD_PASSWORD: "the frame's PW does not match the password configured for the station",
   HJ212_UNKNOWN_MN: 'no station with this MN is registered for the HJ 212 listener',
   HJ212_WRONG_MN: "an MQTT device sent a frame with another station's MN",
-  HJ212_TOO_MANY_CONNECTIONS: 'the listener already holds hj212.maxConnections connections',
+  HJ212_BUSY: "too many password checks were waiting (they share the edge's credential checker); the station retries",
 } as const;
 
 export type Hj212ErrorCode = keyof typeof HJ212_ERRORS;

@@ -25,6 +25,7 @@ import {
   requestAnswer,
   QN_RTN,
   HJ212_DATA_CNS,
+  type Hj212ErrorCode,
   type Hj212Frame,
   type Hj212StreamItem,
 } from '../../decoders/hj212/index.ts';
@@ -130,7 +131,7 @@ export async function startHj212Listener(o: Hj212ListenerOptions): Promise<Hj212
     // An unknown MN is checked against a dummy (same cost) and answered as a wrong PW (same bytes).
     const check = device && !device.hj212?.password ? 'ok' : await checkStationPassword(checker, device?.hj212?.password, f.pw);
     if (check !== 'ok' || !device) {
-      const reason = check === 'busy' ? 'HJ212_BUSY' : device ? 'HJ212_BAD_PASSWORD' : 'HJ212_UNKNOWN_MN';
+      const reason: Hj212ErrorCode = check === 'busy' ? 'HJ212_BUSY' : device ? 'HJ212_BAD_PASSWORD' : 'HJ212_UNKNOWN_MN';
       refuse(
         sock,
         reason,
