@@ -57,7 +57,10 @@ function main(argv: string[]): number {
     return 2;
   }
   try {
-    const config = loadCloudConfig(configFile ?? process.env.CITYSENSE_CLOUD_CONFIG);
+    // The backup reads only store.path: a config that names no InfluxDB (which the cloud itself refuses
+    // to start on) is still enough to find the store, so the InfluxDB URL is filled in when missing.
+    const env = { ...process.env, INFLUX_URL: process.env.INFLUX_URL ?? 'http://influx.not-used-by-backup.invalid' };
+    const config = loadCloudConfig(configFile ?? process.env.CITYSENSE_CLOUD_CONFIG, env);
     const r = backupStore(config.store.path, target);
     process.stdout.write(`backed up ${r.source} to ${r.target} (${r.bytes} bytes${r.devices !== null ? `, ${r.devices} devices` : ''})\n`);
     return 0;
