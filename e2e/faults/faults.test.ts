@@ -31,7 +31,7 @@ afterAll(async () => {
 /** Publishes fire alarms with unique zones until stopped; remembers those the edge acknowledged. */
 function alarmPublisher(url: string, device: StageDevice) {
   const acked = new Set<string>();
-  const client = mqtt.connect(url, { username: device.id, password: device.secret, clientId: device.id, reconnectPeriod: 200, connectTimeout: 5_000, clean: true });
+  const client = mqtt.connect(url, { username: device.id, password: device.secret, clientId: `${device.id}/alarms`, reconnectPeriod: 200, connectTimeout: 5_000, clean: true });
   client.on('error', () => undefined);
   let n = 0;
   let stopped = false;
